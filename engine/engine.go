@@ -1,0 +1,68 @@
+// Package engine applies a plan's DDL to one target and classifies what
+// goes wrong as transient (retry later) or permanent (fail for good).
+//
+// Engines are stateless between calls: everything they need to resume
+// comes from the ledger through Job and Recorder.
+package engine
+
+import (
+	"context"
+	"database/sql"
+)
+
+// Task is one DDL statement to apply.
+type Task struct {
+	Seq     int    // 1-based order within the apply
+	Table   string // the table the statement changes
+	Kind    string // create, alter, drop
+	DDL     string
+	Instant bool // MySQL 8 can run it with ALGORITHM=INSTANT
+}
+
+// Job is one attempt of an apply: the tasks still to run, in order, and the
+// resume state an earlier attempt recorded.
+type Job struct {
+	ApplyID     int64
+	Attempt     int
+	Repository  string
+	PR          int
+	Tasks       []Task
+	EngineState map[string]string
+}
+
+// Recorder is how an engine reports progress into the ledger. Every call
+// is fenced on the apply's lease: an error means the attempt lost its lease
+// and the engine must stop.
+type Recorder interface {
+	// TaskStarted is called before a task's DDL is sent.
+	TaskStarted(ctx context.Context, seq int) error
+	// TaskDone is called once a task's DDL has taken effect.
+	TaskDone(ctx context.Context, seq int) error
+	// SaveState records resume state (for example a deploy request number)
+	// so that a later attempt continues instead of starting over.
+	SaveState(ctx context.Context, key, value string) error
+}
+
+// Engine applies DDL to one target.
+type Engine interface {
+	// Apply runs job's tasks in order, reporting each through rec. A failure
+	// is returned as a *TaskError naming the task, wrapping an error that
+	// IsRetryable when the failure is transient.
+	Apply(ctx context.Context, job Job, rec Recorder) error
+	// Live returns a pool whose connections' default database is the
+	// target's live schema, for introspection; the engine owns it.
+	Live(ctx context.Context) (*sql.DB, error)
+	// Close releases the engine's connections.
+	Close() error
+}
+
+// TaskError says which task failed and why.
+type TaskError struct {
+	Seq int
+	Err error
+}
+
+func (e *TaskError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *TaskError) Unwrap() error { return e.Err }
