@@ -1,0 +1,72 @@
+// Command tern changes MySQL schemas from pull requests: it plans the DDL,
+// applies it on command, and retries through transient database faults.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Set by the linker: -ldflags "-X main.version=v1.2.3 -X main.commit=abc".
+var (
+	version = "dev"
+	commit  = "none"
+)
+
+type command struct {
+	name, usage string
+	run         func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "GitHub App webhook server, apply workers and (optionally) the recovery loop", runServe},
+		{"recover", "one recovery pass, then exit", runRecover},
+		{"plan", "plan a local checkout against a configured target", runPlan},
+		{"migrate", "create or upgrade the store's tables", runMigrate},
+		{"demo", "the whole story on this machine, no GitHub account needed", runDemo},
+		{"version", "print version and commit", runVersion},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 1
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "tern: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 1
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: tern <command> [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.usage)
+	}
+	fmt.Fprintln(w, "\nEvery command accepts --config FILE (default $TERN_CONFIG). Run 'tern <command> -h' for its flags.")
+}
+
+func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fmt.Fprintf(stdout, "tern %s (commit %s)\n", version, commit)
+	return 0
+}
