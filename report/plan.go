@@ -1,0 +1,157 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ternhq/tern/plan"
+)
+
+// PlanResult is the outcome of planning one (database, environment).
+type PlanResult struct {
+	Database    string
+	Environment string
+	// Plan is nil when planning failed.
+	Plan *plan.Plan
+	// Err says why planning failed ("db/shop/users.sql:3: ..."); empty on
+	// success.
+	Err string
+}
+
+// PlanComment is what the PR's single plan comment shows.
+type PlanComment struct {
+	// HeadSHA is the commit that was planned.
+	HeadSHA string
+	// ConfigErr is set when tern.yaml itself could not be read or parsed;
+	// Results is then empty.
+	ConfigErr string
+	// Results in tern.yaml order: databases, then environments in
+	// promotion order.
+	Results []PlanResult
+	// MultiDB makes the next commands name -d, because tern.yaml has more
+	// than one database.
+	MultiDB bool
+}
+
+// RenderPlanComment renders the plan comment. It never exceeds MaxComment.
+func RenderPlanComment(c PlanComment) string {
+	return fit(MaxComment, func(budget int) string { return renderPlanComment(c, budget) })
+}
+
+func renderPlanComment(c PlanComment, budget int) string {
+	var b strings.Builder
+	b.WriteString(planMarker() + "\n")
+	fmt.Fprintf(&b, "### tern plan for %s\n\n", code(short(c.HeadSHA)))
+	if c.ConfigErr != "" {
+		fmt.Fprintf(&b, "**Plan failed**: %s\n\nFix `tern.yaml` and push; tern plans again on the next commit, or comment `/tern plan`.\n", oneLine(c.ConfigErr))
+		return b.String()
+	}
+	if len(c.Results) == 0 {
+		b.WriteString("Nothing to plan: no database or environment matched.\n")
+		return b.String()
+	}
+	next := NextCommands(c.Results, c.MultiDB)
+	for _, r := range c.Results {
+		fmt.Fprintf(&b, "#### %s → %s\n\n", code(r.Database), code(r.Environment))
+		switch {
+		case r.Err != "":
+			fmt.Fprintf(&b, "**Plan failed**:\n\n```\n%s\n```\n\nFix the schema files and push, or comment `/tern plan`.\n\n", strings.ReplaceAll(r.Err, "```", "` ` `"))
+			continue
+		case r.Plan == nil || !r.Plan.HasChanges():
+			b.WriteString("No changes: the live schema already matches.\n\n")
+			continue
+		}
+		stmts := make([]string, len(r.Plan.Statements))
+		for i, s := range r.Plan.Statements {
+			stmts[i] = s.DDL
+		}
+		b.WriteString(sqlBlock(plural(len(stmts), "statement"), stmts, budget))
+		b.WriteString("\n")
+		if len(r.Plan.Findings) > 0 {
+			b.WriteString(renderFindings(r.Plan.Findings))
+			b.WriteString("\n")
+		}
+		if n, ok := next[r.Database+"\x00"+r.Environment]; ok {
+			b.WriteString(n + "\n\n")
+		}
+	}
+	return b.String()
+}
+
+// renderFindings renders lint findings as a list, errors first.
+func renderFindings(fs []plan.Finding) string {
+	var b strings.Builder
+	for _, sev := range []string{plan.SeverityError, plan.SeverityWarning} {
+		for _, f := range fs {
+			if f.Severity != sev {
+				continue
+			}
+			label := "⚠️ warning"
+			if sev == plan.SeverityError {
+				label = "⛔ unsafe"
+			}
+			fmt.Fprintf(&b, "- %s: %s: %s\n", label, code(subject(f)), oneLine(f.Message))
+		}
+	}
+	return b.String()
+}
+
+func subject(f plan.Finding) string {
+	switch {
+	case f.Column != "":
+		return f.Table + "." + f.Column
+	case f.Index != "":
+		return f.Table + " index " + f.Index
+	}
+	return f.Table
+}
+
+// NextCommands returns, per "database\x00environment" with changes, the
+// line telling the reader what to type next.
+func NextCommands(results []PlanResult, multiDB bool) map[string]string {
+	out := map[string]string{}
+	// The first environment of each database with changes is next; later
+	// ones wait for the one before them.
+	prev := map[string]string{}
+	ready := map[string]bool{}
+	for _, r := range results {
+		key := r.Database + "\x00" + r.Environment
+		p := prev[r.Database]
+		prev[r.Database] = r.Environment
+		if r.Err != "" || r.Plan == nil || !r.Plan.HasChanges() {
+			continue
+		}
+		cmd := ApplyCommand(r.Database, r.Environment, multiDB, len(r.Plan.Unsafe()) > 0)
+		if !ready[r.Database] {
+			ready[r.Database] = true
+			line := "**Next:** comment " + code(cmd) + " to apply."
+			if len(r.Plan.Unsafe()) > 0 {
+				line += " These changes are unsafe (see above): `--allow-unsafe` says you mean it."
+			}
+			out[key] = line
+			continue
+		}
+		out[key] = fmt.Sprintf("**Then**, after %s is applied: %s", code(p), code(cmd))
+	}
+	return out
+}
+
+// ApplyCommand renders the /tern apply command for a database and
+// environment.
+func ApplyCommand(db, env string, multiDB, unsafe bool) string {
+	cmd := "/tern apply -e " + env
+	if multiDB {
+		cmd += " -d " + db
+	}
+	if unsafe {
+		cmd += " --allow-unsafe"
+	}
+	return cmd
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
