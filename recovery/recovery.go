@@ -49,6 +49,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -609,4 +610,72 @@ func Loop(ctx context.Context, p *Pass, interval time.Duration) {
 		}
 		timer.Reset(interval)
 	}
+}
+
+// String renders the line as `tern recover` prints it, e.g.
+// "apply 12 acme/shop#7 shop/staging: completed after 2 attempts".
+func (l Line) String() string {
+	a := l.Apply
+	var b strings.Builder
+	fmt.Fprintf(&b, "apply %d %s#%d %s/%s: ", a.ID, a.Repository, a.PR, a.Database, a.Environment)
+	for _, act := range l.Actions {
+		if act == ActionRescued {
+			b.WriteString("rescued, ")
+			break
+		}
+	}
+	b.WriteString(l.Outcome())
+	if l.Err != "" {
+		fmt.Fprintf(&b, " (pass error: %s)", l.Err)
+	}
+	if l.ReportErr != "" {
+		fmt.Fprintf(&b, " (report to GitHub failed, retried next pass: %s)", l.ReportErr)
+	}
+	return b.String()
+}
+
+// Outcome says in words where the apply stands, e.g. "completed after 2
+// attempts" or "retrying: attempt 2/5 failed (lock_wait_timeout), next
+// attempt ~14:05 UTC: <error>".
+func (l Line) Outcome() string {
+	a := l.Apply
+	switch a.State {
+	case store.Completed:
+		return "completed after " + plural(a.Attempt, "attempt")
+	case store.FailedRetryable:
+		s := fmt.Sprintf("retrying: attempt %d/%d failed", a.Attempt, a.MaxAttempts)
+		if a.ErrorClass != "" {
+			s += " (" + a.ErrorClass + ")"
+		}
+		if !a.NextAttemptAt.IsZero() {
+			s += ", next attempt ~" + a.NextAttemptAt.UTC().Format("15:04 UTC")
+		}
+		if a.LastError != "" {
+			s += ": " + a.LastError
+		}
+		return s
+	case store.Failed:
+		s := "failed for good after " + plural(a.Attempt, "attempt")
+		if a.ErrorClass != "" {
+			s += " (" + a.ErrorClass + ")"
+		}
+		if a.LastError != "" {
+			s += ": " + a.LastError
+		}
+		return s
+	case store.Cancelled:
+		if a.LastError != "" {
+			return "cancelled: " + a.LastError
+		}
+		return "cancelled"
+	default:
+		return string(a.State)
+	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -84,7 +84,7 @@ func Runs(ctx context.Context, db *sql.DB) (map[int64]map[int]int, error) {
 }
 
 // ErrInjected is the transient fault the engine injects.
-var ErrInjected = errors.New("Lock wait timeout exceeded; try restarting transaction (injected)")
+var ErrInjected = errors.New("lock wait timeout exceeded; try restarting transaction (injected fault)")
 
 // Apply runs job: a pending fault fails the first task transiently;
 // otherwise every task is recorded as executed, in order, through rec.
