@@ -94,6 +94,7 @@ type repo struct {
 	perms          map[string]string            // login -> role
 	comments       []*comment
 	checkRuns      []*github.CheckRun
+	runActions     map[int64][]*github.CheckRunAction // check run id -> its buttons
 	reactions      map[int64][]reaction
 }
 
@@ -328,14 +329,15 @@ func (s *Server) repoLocked(fullName string) *repo {
 		return r
 	}
 	r := &repo{
-		fullName:  fullName,
-		id:        s.id(),
-		pulls:     map[int]*pull{},
-		issues:    map[int]bool{},
-		trees:     map[string]map[string]string{},
-		refs:      map[string]string{"main": baseSHA},
-		perms:     map[string]string{},
-		reactions: map[int64][]reaction{},
+		fullName:   fullName,
+		id:         s.id(),
+		pulls:      map[int]*pull{},
+		issues:     map[int]bool{},
+		trees:      map[string]map[string]string{},
+		refs:       map[string]string{"main": baseSHA},
+		perms:      map[string]string{},
+		reactions:  map[int64][]reaction{},
+		runActions: map[int64][]*github.CheckRunAction{},
 	}
 	r.trees[baseSHA] = map[string]string{}
 	s.repos[k] = r

@@ -286,3 +286,14 @@ func lines(s string) int {
 	}
 	return n
 }
+
+// CheckRunActions returns the action buttons check run id carries (go-github's
+// CheckRun has no field for them).
+func (s *Server) CheckRunActions(repo string, id int64) []*github.CheckRunAction {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.repos[repoKey(repo)]; ok {
+		return clone(r.runActions[id])
+	}
+	return nil
+}
