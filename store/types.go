@@ -131,7 +131,9 @@ type Lock struct {
 	Database    string
 	Environment string
 	PR          int
-	CreatedAt   time.Time
+	// InstallationID is the GitHub App installation that reports on PR.
+	InstallationID int64
+	CreatedAt      time.Time
 }
 
 // Delivery is a stored webhook delivery.

@@ -4,10 +4,40 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/ternhq/tern/store"
 )
 
-// runMigrate is a placeholder until the migrate command lands.
+// runMigrate creates or upgrades the store's tables: tern migrate --config FILE.
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "tern migrate: not built yet")
-	return 1
+	fs, cfgPath := newFlags("migrate", stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tern migrate: unexpected argument %q\n", fs.Arg(0))
+		return 1
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "tern migrate: %v\n", err)
+		return 1
+	}
+	st, err := store.Open(ctx, cfg.Store.DSN)
+	if err != nil {
+		fmt.Fprintf(stderr, "tern migrate: %v\n", err)
+		return 1
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		fmt.Fprintf(stderr, "tern migrate: %v\n", err)
+		return 1
+	}
+	v, err := st.SchemaVersion(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "tern migrate: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "store migrated to version %d\n", v)
+	return 0
 }
