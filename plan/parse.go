@@ -1,0 +1,337 @@
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	vtlog "vitess.io/vitess/go/vt/log"
+	"vitess.io/vitess/go/vt/sqlparser"
+)
+
+func init() {
+	// vitess logs every INSTANT-DDL decision and every lenient parse at
+	// INFO/WARN to stderr through a process-wide logger; tern reports what
+	// matters itself.
+	vtlog.SwapLogger(slog.New(slog.DiscardHandler))
+}
+
+// mysqlVersion is the server version vitess parses and judges INSTANT DDL
+// eligibility for.
+const mysqlVersion = "8.0.40"
+
+// allowedEngines are the storage engines a desired table may use: each
+// keeps its data inside the database's own files.
+var allowedEngines = []string{"innodb", "myisam", "aria", "memory"}
+
+// newParser returns a vitess SQL parser for mysqlVersion.
+func newParser() *sqlparser.Parser {
+	p, err := sqlparser.New(sqlparser.Options{MySQLServerVersion: mysqlVersion})
+	if err != nil {
+		panic(fmt.Sprintf("vitess parser for %s: %v", mysqlVersion, err)) // a constant: cannot fail
+	}
+	return p
+}
+
+// LoadDir reads every *.sql file under root/dir, recursively, in sorted
+// order, and parses them with Parse. File paths in errors are relative to
+// root. An empty or missing directory is an error: planning against it
+// would drop every table.
+func LoadDir(root, dir string) (*Desired, error) {
+	dir = path.Clean(filepath.ToSlash(dir))
+	base := filepath.Join(root, filepath.FromSlash(dir))
+	var files []File
+	err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == base && errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() || !strings.HasSuffix(d.Name(), ".sql") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		files = append(files, File{Path: filepath.ToSlash(rel), Data: b})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read schema files in %s: %w", dir, err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no *.sql files in %s: refusing to plan (it would drop every table)", dir)
+	}
+	return Parse(files)
+}
+
+// Parse parses and vets the desired schema files. They may hold only
+// CREATE TABLE statements and comments; anything else, SQL that does not
+// parse, a table defined twice, and constructs that reach outside the
+// database (CONTRACT §3) are refused with "path:line: reason". Nothing here
+// touches a server.
+func Parse(files []File) (*Desired, error) {
+	files = slices.Clone(files)
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	p := newParser()
+	var (
+		tables []Table
+		errs   []error
+		seen   = map[string]Table{}
+	)
+	for _, f := range files {
+		stmts, err := splitStatements(string(f.Data))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s:%w", f.Path, err))
+			continue
+		}
+		for _, st := range stmts {
+			ct, line, err := vetStatement(p, st)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s:%d: %w", f.Path, line, err))
+				continue
+			}
+			t := Table{Name: ct.Table.Name.String(), File: f.Path, Line: st.Line, SQL: st.Text}
+			key := strings.ToLower(t.Name)
+			if prev, ok := seen[key]; ok {
+				errs = append(errs, fmt.Errorf("%s:%d: table %s is defined twice: also in %s:%d", t.File, t.Line, t.Name, prev.File, prev.Line))
+				continue
+			}
+			seen[key] = t
+			tables = append(tables, t)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if len(tables) == 0 {
+		names := make([]string, len(files))
+		for i, f := range files {
+			names[i] = f.Path
+		}
+		return nil, fmt.Errorf("no CREATE TABLE statements in %s: refusing to plan (it would drop every table)", strings.Join(names, ", "))
+	}
+	return newDesired(p, tables)
+}
+
+// newDesired sorts tables and computes the hash.
+func newDesired(p *sqlparser.Parser, tables []Table) (*Desired, error) {
+	sort.Slice(tables, func(i, j int) bool { return tables[i].Name < tables[j].Name })
+	h := sha256.New()
+	for _, t := range tables {
+		st, err := splitStatements(t.SQL)
+		if err != nil || len(st) != 1 {
+			return nil, fmt.Errorf("table %s: statement does not split into exactly one", t.Name)
+		}
+		ct, _, err := vetStatement(p, st[0])
+		if err != nil {
+			return nil, fmt.Errorf("table %s: %w", t.Name, err)
+		}
+		h.Write([]byte(normalized(ct)))
+		h.Write([]byte{0})
+	}
+	return &Desired{Tables: tables, Hash: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// normalized renders a parsed CREATE TABLE canonically, without comments.
+func normalized(ct *sqlparser.CreateTable) string {
+	c := sqlparser.Clone(ct)
+	c.Comments = nil
+	return sqlparser.CanonicalString(c)
+}
+
+// vetStatement parses one statement and checks that it is a plain CREATE
+// TABLE. It returns the line the problem is on.
+func vetStatement(p *sqlparser.Parser, st rawStatement) (*sqlparser.CreateTable, int, error) {
+	if kind := statementKind(st.Expanded); kind != "CREATE TABLE" {
+		return nil, st.Line, fmt.Errorf("only CREATE TABLE statements are allowed, found %s", kind)
+	}
+	stmt, err := p.ParseStrictDDL(st.Expanded)
+	if err != nil {
+		line := st.Line
+		var pe sqlparser.PositionedErr
+		if errors.As(err, &pe) && pe.Pos > 0 {
+			pos := min(pe.Pos, len(st.Expanded))
+			line += strings.Count(st.Expanded[:pos], "\n")
+			if pe.Near != "" {
+				return nil, line, fmt.Errorf("syntax error near %q", pe.Near)
+			}
+			return nil, line, errors.New("syntax error")
+		}
+		return nil, line, fmt.Errorf("does not parse: %v", err)
+	}
+	ct, ok := stmt.(*sqlparser.CreateTable)
+	if !ok {
+		return nil, st.Line, fmt.Errorf("only CREATE TABLE statements are allowed, found %s", statementKind(st.Expanded))
+	}
+	if err := vetCreateTable(ct); err != nil {
+		return nil, st.Line, err
+	}
+	return ct, st.Line, nil
+}
+
+// statementKind names a statement by its first keywords: INSERT, DROP
+// TABLE, CREATE VIEW.
+func statementKind(sql string) string {
+	w := strings.Fields(strings.ToUpper(sql))
+	if len(w) == 0 {
+		return "an empty statement"
+	}
+	switch w[0] {
+	case "CREATE", "DROP", "ALTER":
+		for _, x := range w[1:] {
+			switch x {
+			case "OR", "REPLACE", "TEMPORARY", "UNIQUE", "FULLTEXT", "SPATIAL", "ONLINE", "IGNORE", "IF", "NOT", "EXISTS":
+				continue
+			}
+			if strings.ContainsAny(x, "=@`'") {
+				continue
+			}
+			return w[0] + " " + strings.TrimRight(x, "(")
+		}
+		return w[0]
+	}
+	return strings.TrimRight(w[0], "(")
+}
+
+// vetCreateTable refuses the CREATE TABLE forms of CONTRACT §3.
+func vetCreateTable(ct *sqlparser.CreateTable) error {
+	name := ct.Table.Name.String()
+	switch {
+	case ct.Temp:
+		return fmt.Errorf("CREATE TEMPORARY TABLE %s: temporary tables are not allowed", name)
+	case ct.OptLike != nil:
+		return fmt.Errorf("CREATE TABLE %s LIKE: not allowed; write the table's columns out", name)
+	case ct.Select != nil:
+		return fmt.Errorf("CREATE TABLE %s ... SELECT: not allowed; schema files hold plain table definitions", name)
+	case !ct.Table.Qualifier.IsEmpty():
+		return fmt.Errorf("table %s.%s: a schema-qualified name is not allowed; name the table alone", ct.Table.Qualifier.String(), name)
+	case ct.TableSpec == nil:
+		return fmt.Errorf("CREATE TABLE %s has no column definitions", name)
+	case strings.HasPrefix(strings.ToLower(name), "_tern_"):
+		return fmt.Errorf("table %s: names starting with _tern_ are reserved for tern", name)
+	}
+	for _, o := range ct.TableSpec.Options {
+		switch strings.ToLower(o.Name) {
+		case "engine":
+			if !slices.Contains(allowedEngines, strings.ToLower(o.String)) {
+				return fmt.Errorf("table %s: ENGINE=%s is not allowed (allowed: InnoDB, MyISAM, Aria, MEMORY)", name, o.String)
+			}
+		case "data directory", "index directory":
+			return fmt.Errorf("table %s: %s is not allowed", name, strings.ToUpper(o.Name))
+		case "connection":
+			return fmt.Errorf("table %s: CONNECTION is not allowed", name)
+		case "union":
+			return fmt.Errorf("table %s: UNION (MERGE tables) is not allowed", name)
+		case "tablespace":
+			return fmt.Errorf("table %s: TABLESPACE is not allowed", name)
+		}
+	}
+	if po := ct.TableSpec.PartitionOption; po != nil {
+		for _, d := range po.Definitions {
+			if err := vetPartition(name, d.Name.String(), d.Options); err != nil {
+				return err
+			}
+		}
+	}
+	for _, c := range ct.TableSpec.Constraints {
+		if fk, ok := c.Details.(*sqlparser.ForeignKeyDefinition); ok {
+			if err := vetReference(name, fk.ReferenceDefinition); err != nil {
+				return err
+			}
+		}
+	}
+	for _, col := range ct.TableSpec.Columns {
+		if col.Type != nil && col.Type.Options != nil {
+			if err := vetReference(name, col.Type.Options.Reference); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func vetPartition(table, part string, o *sqlparser.PartitionDefinitionOptions) error {
+	if o == nil {
+		return nil
+	}
+	if o.DataDirectory != nil || o.IndexDirectory != nil {
+		return fmt.Errorf("table %s: partition %s: DATA DIRECTORY / INDEX DIRECTORY is not allowed", table, part)
+	}
+	if o.Engine != nil && !slices.Contains(allowedEngines, strings.ToLower(o.Engine.Name)) {
+		return fmt.Errorf("table %s: partition %s: ENGINE=%s is not allowed (allowed: InnoDB, MyISAM, Aria, MEMORY)", table, part, o.Engine.Name)
+	}
+	if o.TableSpace != "" {
+		return fmt.Errorf("table %s: partition %s: TABLESPACE is not allowed", table, part)
+	}
+	for _, s := range o.SubPartitionDefinitions {
+		so := s.Options
+		if so == nil {
+			continue
+		}
+		if so.DataDirectory != nil || so.IndexDirectory != nil {
+			return fmt.Errorf("table %s: subpartition %s: DATA DIRECTORY / INDEX DIRECTORY is not allowed", table, s.Name.String())
+		}
+		if so.Engine != nil && !slices.Contains(allowedEngines, strings.ToLower(so.Engine.Name)) {
+			return fmt.Errorf("table %s: subpartition %s: ENGINE=%s is not allowed", table, s.Name.String(), so.Engine.Name)
+		}
+		if so.TableSpace != "" {
+			return fmt.Errorf("table %s: subpartition %s: TABLESPACE is not allowed", table, s.Name.String())
+		}
+	}
+	return nil
+}
+
+func vetReference(table string, r *sqlparser.ReferenceDefinition) error {
+	if r == nil || r.ReferencedTable.Qualifier.IsEmpty() {
+		return nil
+	}
+	return fmt.Errorf("table %s: foreign key to %s.%s: references to another schema are not allowed", table,
+		r.ReferencedTable.Qualifier.String(), r.ReferencedTable.Name.String())
+}
+
+// Marshal encodes the desired schema for the ledger, which stores it
+// opaquely so that a resumed apply can re-plan.
+func (d *Desired) Marshal() []byte {
+	b, err := json.Marshal(d)
+	if err != nil {
+		panic(fmt.Sprintf("marshal desired schema: %v", err)) // plain strings and ints: cannot fail
+	}
+	return b
+}
+
+// UnmarshalDesired decodes what Marshal produced. Every table is vetted
+// again and the hash recomputed; a mismatch is an error.
+func UnmarshalDesired(b []byte) (*Desired, error) {
+	var d Desired
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("decode desired schema: %w", err)
+	}
+	if len(d.Tables) == 0 {
+		return nil, errors.New("decode desired schema: no tables")
+	}
+	got, err := newDesired(newParser(), slices.Clone(d.Tables))
+	if err != nil {
+		return nil, fmt.Errorf("decode desired schema: %w", err)
+	}
+	if got.Hash != d.Hash {
+		return nil, fmt.Errorf("decode desired schema: hash %s does not match its tables (%s)", d.Hash, got.Hash)
+	}
+	return got, nil
+}

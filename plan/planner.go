@@ -1,0 +1,566 @@
+package plan
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"vitess.io/vitess/go/mysql/collations"
+	"vitess.io/vitess/go/vt/schemadiff"
+	"vitess.io/vitess/go/vt/vtenv"
+)
+
+// ShadowPrefix starts the name of every shadow schema. The shadow server's
+// user needs all privileges on schemas matching `_tern_shadow_%`.
+const ShadowPrefix = "_tern_shadow_"
+
+// defaultConnections is how many connections load the shadow and read
+// table definitions: NOTES.md measured 6 loading connections as the floor
+// on two cores, and more buy nothing there.
+const defaultConnections = 6
+
+// Planner plans desired schemas against live ones. The zero value is
+// ready to use.
+type Planner struct {
+	// Logger receives one line per plan. Default: discard.
+	Logger *slog.Logger
+	// Connections is how many connections load the shadow schema and read
+	// definitions, on each server. Default 6.
+	Connections int
+	// FullShadow loads every desired table into the shadow schema. By
+	// default only the tables that may differ from the live ones (and
+	// their foreign-key neighbours) are loaded; the others are taken from
+	// the live schema as they are, which yields the same plan faster.
+	FullShadow bool
+}
+
+func (p *Planner) logger() *slog.Logger {
+	if p.Logger != nil {
+		return p.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (p *Planner) conns() int {
+	if p.Connections > 0 {
+		return p.Connections
+	}
+	return defaultConnections
+}
+
+// change is one planned statement with the entities it goes between, for
+// linting.
+type change struct {
+	stmt Statement
+	diff schemadiff.EntityDiff
+}
+
+// Plan diffs d against the live schema and lints the result. live is a
+// pool whose default database is the live schema (read through
+// DATABASE()); shadow is a pool on the server that holds the throwaway
+// shadow schema (no default database needed). The shadow schema is always
+// dropped before Plan returns.
+func (p *Planner) Plan(ctx context.Context, d *Desired, live, shadow *sql.DB) (*Plan, error) {
+	changes, err := p.diff(ctx, d, live, shadow)
+	if err != nil {
+		return nil, err
+	}
+	pl := &Plan{DesiredHash: d.Hash, Statements: []Statement{}, Findings: []Finding{}}
+	for i, c := range changes {
+		pl.Statements = append(pl.Statements, c.stmt)
+		pl.Findings = append(pl.Findings, lint(i, c.diff)...)
+	}
+	return pl, nil
+}
+
+// Diff returns the ordered DDL that takes the live schema to d. The same
+// change always renders the same text, so a resumed apply can compare a
+// fresh Diff with the statements it was approved with.
+func (p *Planner) Diff(ctx context.Context, d *Desired, live, shadow *sql.DB) ([]Statement, error) {
+	changes, err := p.diff(ctx, d, live, shadow)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Statement, len(changes))
+	for i, c := range changes {
+		out[i] = c.stmt
+	}
+	return out, nil
+}
+
+func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_ []change, err error) {
+	if d == nil || len(d.Tables) == 0 {
+		return nil, errors.New("plan: no desired tables")
+	}
+	start := time.Now()
+	env, err := newEnv()
+	if err != nil {
+		return nil, err
+	}
+	liveSchema, charset, collation, liveDefs, err := p.readLive(ctx, live)
+	if err != nil {
+		return nil, err
+	}
+	load := p.mayDiffer(env, d, liveDefs)
+	toQueries := make([]string, 0, len(d.Tables))
+	if len(load) > 0 {
+		shadowDefs, err := p.shadowDefs(ctx, shadow, charset, collation, load)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range d.Tables {
+			if def, ok := shadowDefs[t.Name]; ok {
+				toQueries = append(toQueries, def)
+			} else {
+				toQueries = append(toQueries, liveDefs[t.Name])
+			}
+		}
+	} else {
+		for _, t := range d.Tables {
+			toQueries = append(toQueries, liveDefs[t.Name])
+		}
+	}
+	fromQueries := make([]string, 0, len(liveDefs))
+	for _, name := range sortedKeys(liveDefs) {
+		fromQueries = append(fromQueries, liveDefs[name])
+	}
+	from, err := schemadiff.NewSchemaFromQueries(env, fromQueries)
+	if err != nil {
+		return nil, fmt.Errorf("read live schema %s: %w", liveSchema, err)
+	}
+	to, err := schemadiff.NewSchemaFromQueries(env, toQueries)
+	if err != nil {
+		return nil, fmt.Errorf("read desired schema: %w", err)
+	}
+	sd, err := schemadiff.DiffSchemas(env, from, to, diffHints())
+	if err != nil {
+		return nil, fmt.Errorf("diff schemas: %w", err)
+	}
+	ordered, err := sd.OrderedDiffs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("order changes: %w", err)
+	}
+	var out []change
+	for _, od := range ordered {
+		for _, sub := range schemadiff.AllSubsequent(od) {
+			out = append(out, change{stmt: statementOf(sub), diff: sub})
+		}
+	}
+	p.logger().Info("planned", "live", liveSchema, "desired_tables", len(d.Tables), "live_tables", len(liveDefs),
+		"shadow_tables", len(load), "statements", len(out), "elapsed", time.Since(start).Round(time.Millisecond))
+	return out, nil
+}
+
+// newEnv returns the schemadiff environment tern diffs in.
+func newEnv() (*schemadiff.Environment, error) {
+	ve, err := vtenv.New(vtenv.Options{MySQLServerVersion: mysqlVersion})
+	if err != nil {
+		return nil, fmt.Errorf("vitess environment: %w", err)
+	}
+	return schemadiff.NewEnv(ve, collations.MySQL8().DefaultConnectionCharset()), nil
+}
+
+// diffHints are the schemadiff rules of a declarative plan: what the files
+// say, column order and constraint names included.
+func diffHints() *schemadiff.DiffHints {
+	return &schemadiff.DiffHints{
+		AutoIncrementStrategy:       schemadiff.AutoIncrementIgnore,
+		RangeRotationStrategy:       schemadiff.RangeRotationFullSpec,
+		ConstraintNamesStrategy:     schemadiff.ConstraintNamesStrict,
+		ColumnRenameStrategy:        schemadiff.ColumnRenameAssumeDifferent,
+		TableRenameStrategy:         schemadiff.TableRenameAssumeDifferent,
+		FullTextKeyStrategy:         schemadiff.FullTextKeyDistinctStatements,
+		TableCharsetCollateStrategy: schemadiff.TableCharsetCollateStrict,
+		AlterTableAlgorithmStrategy: schemadiff.AlterTableAlgorithmStrategyNone,
+		EnumReorderStrategy:         schemadiff.EnumReorderStrategyAllow,
+		// Try strict ordering first, then relax: circular foreign keys
+		// (sakila's store and staff) can only be created with
+		// FOREIGN_KEY_CHECKS=0.
+		ForeignKeyCheckStrategy: schemadiff.ForeignKeyCheckStrategyIgnore,
+		SubsequentDiffStrategy:  schemadiff.SubsequentDiffStrategyAllow,
+	}
+}
+
+func statementOf(d schemadiff.EntityDiff) Statement {
+	s := Statement{Table: d.EntityName(), DDL: d.StatementString()}
+	switch d.(type) {
+	case *schemadiff.CreateTableEntityDiff:
+		s.Kind = KindCreate
+	case *schemadiff.DropTableEntityDiff:
+		s.Kind = KindDrop
+	default:
+		s.Kind = KindAlter
+	}
+	s.Instant = d.InstantDDLCapability() == schemadiff.InstantDDLCapabilityPossible
+	return s
+}
+
+// readLive reads the live schema's name, default charset and collation,
+// and the SHOW CREATE TABLE of each base table, keyed by table name.
+func (p *Planner) readLive(ctx context.Context, live *sql.DB) (schema, charset, collation string, defs map[string]string, err error) {
+	var name sql.NullString
+	if err := live.QueryRowContext(ctx, "SELECT DATABASE(), @@character_set_database, @@collation_database").Scan(&name, &charset, &collation); err != nil {
+		return "", "", "", nil, fmt.Errorf("read live schema: %w", err)
+	}
+	if !name.Valid || name.String == "" {
+		return "", "", "", nil, errors.New("read live schema: the live connection has no default database")
+	}
+	rows, err := live.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'")
+	if err != nil {
+		return "", "", "", nil, fmt.Errorf("list live tables of %s: %w", name.String, err)
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return "", "", "", nil, fmt.Errorf("list live tables of %s: %w", name.String, err)
+		}
+		tables = append(tables, t)
+	}
+	if err := rows.Close(); err != nil {
+		return "", "", "", nil, fmt.Errorf("list live tables of %s: %w", name.String, err)
+	}
+	if err := rows.Err(); err != nil {
+		return "", "", "", nil, fmt.Errorf("list live tables of %s: %w", name.String, err)
+	}
+	defs, err = showCreateTables(ctx, live, "", tables, p.conns())
+	if err != nil {
+		return "", "", "", nil, fmt.Errorf("read live schema %s: %w", name.String, err)
+	}
+	return name.String, charset, collation, defs, nil
+}
+
+// mayDiffer returns the desired tables that must go through the shadow:
+// new tables, tables whose parsed desired definition differs from the live
+// one, tables with executable comments (their meaning depends on the
+// server), and the foreign-key parents and children of all those. A table
+// outside this set is identical to its live definition once the server
+// normalizes it, so its live definition stands for it.
+func (p *Planner) mayDiffer(env *schemadiff.Environment, d *Desired, liveDefs map[string]string) map[string]Table {
+	load := map[string]Table{}
+	byName := map[string]Table{}
+	for _, t := range d.Tables {
+		byName[t.Name] = t
+	}
+	for _, t := range d.Tables {
+		if p.FullShadow || maybeChanged(env, t, liveDefs) {
+			load[t.Name] = t
+		}
+	}
+	if p.FullShadow || len(load) == 0 {
+		return load
+	}
+	// Foreign-key neighbours, one level each way, so that the shadow
+	// server checks every reference a changed table takes part in.
+	refs := map[string][]string{}
+	for _, t := range d.Tables {
+		ct, err := schemadiff.NewCreateTableEntityFromSQL(env, t.SQL)
+		if err != nil {
+			continue // loaded already: maybeChanged said so
+		}
+		refs[t.Name] = referencedTables(ct)
+	}
+	var extra []string
+	for child, parents := range refs {
+		for _, parent := range parents {
+			_, childLoaded := load[child]
+			_, parentLoaded := load[parent]
+			if childLoaded && !parentLoaded {
+				extra = append(extra, parent)
+			}
+			if parentLoaded && !childLoaded {
+				extra = append(extra, child)
+			}
+		}
+	}
+	for _, n := range extra {
+		if t, ok := byName[n]; ok {
+			load[n] = t
+		}
+	}
+	return load
+}
+
+// maybeChanged reports whether t may differ from its live definition.
+func maybeChanged(env *schemadiff.Environment, t Table, liveDefs map[string]string) bool {
+	liveDef, ok := liveDefs[t.Name]
+	if !ok {
+		return true
+	}
+	st, err := splitStatements(t.SQL)
+	if err != nil || len(st) != 1 || st[0].HasExecComment {
+		return true
+	}
+	d, err := schemadiff.DiffCreateTablesQueries(env, liveDef, t.SQL, diffHints())
+	if err != nil {
+		return true
+	}
+	return !d.IsEmpty()
+}
+
+// shadowDefs loads tables into a fresh shadow schema and returns their
+// server-normalized definitions. The shadow schema is dropped whatever
+// happens, with a context of its own so that a cancelled plan still
+// cleans up.
+func (p *Planner) shadowDefs(ctx context.Context, shadow *sql.DB, charset, collation string, tables map[string]Table) (_ map[string]string, err error) {
+	name, err := shadowName(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	create := "CREATE DATABASE " + quoteIdent(name)
+	if charset != "" && collation != "" {
+		create += " CHARACTER SET " + quoteIdent(charset) + " COLLATE " + quoteIdent(collation)
+	}
+	if _, err := shadow.ExecContext(ctx, create); err != nil {
+		return nil, fmt.Errorf("create shadow schema %s: %w", name, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if _, derr := shadow.ExecContext(dctx, "DROP DATABASE IF EXISTS "+quoteIdent(name)); derr != nil {
+			p.logger().Error("drop shadow schema", "schema", name, "err", derr)
+			if err == nil {
+				err = fmt.Errorf("drop shadow schema %s: %w", name, derr)
+			}
+		}
+	}()
+	list := make([]Table, 0, len(tables))
+	for _, t := range tables {
+		list = append(list, t)
+	}
+	// Longest first: the big tables start early and the connections finish
+	// together.
+	sort.Slice(list, func(i, j int) bool {
+		if len(list[i].SQL) != len(list[j].SQL) {
+			return len(list[i].SQL) > len(list[j].SQL)
+		}
+		return list[i].Name < list[j].Name
+	})
+	if err := loadShadow(ctx, shadow, name, list, p.conns()); err != nil {
+		return nil, err
+	}
+	names := make([]string, len(list))
+	for i, t := range list {
+		names[i] = t.Name
+	}
+	defs, err := showCreateTables(ctx, shadow, name, names, p.conns())
+	if err != nil {
+		return nil, fmt.Errorf("read shadow schema: %w", err)
+	}
+	return defs, nil
+}
+
+// loadShadow runs the tables' CREATE TABLE statements in schema over n
+// connections with FOREIGN_KEY_CHECKS=0. The connections are discarded
+// afterwards, so their session state never returns to the pool.
+func loadShadow(ctx context.Context, db *sql.DB, schema string, tables []Table, n int) error {
+	n = min(n, len(tables))
+	work := make(chan Table)
+	errc := make(chan error, n)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- loadWorker(ctx, db, schema, work, cancel)
+		}()
+	}
+	var sendErr error
+send:
+	for _, t := range tables {
+		select {
+		case work <- t:
+		case <-ctx.Done():
+			sendErr = ctx.Err()
+			break send
+		}
+	}
+	close(work)
+	wg.Wait()
+	close(errc)
+	var errs []error
+	for err := range errc {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, err := range errs {
+		if isServerError(err) {
+			return err
+		}
+	}
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	if sendErr != nil {
+		return fmt.Errorf("load shadow schema: %w", sendErr)
+	}
+	return nil
+}
+
+func loadWorker(ctx context.Context, db *sql.DB, schema string, work <-chan Table, cancel func()) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("load shadow schema: %w", err)
+	}
+	defer func() {
+		// Discard the connection: it carries USE and session settings.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		conn.Close()
+	}()
+	for _, q := range []string{"SET SESSION foreign_key_checks = 0", "USE " + quoteIdent(schema)} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			cancel()
+			return fmt.Errorf("load shadow schema: %s: %w", q, err)
+		}
+	}
+	for t := range work {
+		if _, err := conn.ExecContext(ctx, t.SQL); err != nil {
+			cancel()
+			for range work { // drain so the sender is not stuck
+			}
+			if !isServerError(err) {
+				return fmt.Errorf("load shadow schema: %w", err)
+			}
+			return fmt.Errorf("%s:%d: table %s: the server refused it: %w", t.File, t.Line, t.Name, err)
+		}
+	}
+	return nil
+}
+
+// isServerError reports whether err came from the server (as opposed to
+// the connection or a cancelled context).
+func isServerError(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me)
+}
+
+// showCreateTables reads SHOW CREATE TABLE for tables over up to n
+// connections. schema "" means the pool's default database.
+func showCreateTables(ctx context.Context, db *sql.DB, schema string, tables []string, n int) (map[string]string, error) {
+	out := make(map[string]string, len(tables))
+	if len(tables) == 0 {
+		return out, nil
+	}
+	n = min(n, len(tables))
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+		next  int
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if next >= len(tables) || first != nil {
+					mu.Unlock()
+					return
+				}
+				t := tables[next]
+				next++
+				mu.Unlock()
+				q := "SHOW CREATE TABLE " + quoteIdent(t)
+				if schema != "" {
+					q = "SHOW CREATE TABLE " + quoteIdent(schema) + "." + quoteIdent(t)
+				}
+				var name, def string
+				err := db.QueryRowContext(ctx, q).Scan(&name, &def)
+				mu.Lock()
+				if err != nil {
+					if first == nil {
+						first = fmt.Errorf("show create table %s: %w", t, err)
+						cancel()
+					}
+				} else {
+					out[t] = def
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	return out, nil
+}
+
+// shadowName returns _tern_shadow_<unixtime>_<random>.
+func shadowName(now time.Time) (string, error) {
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("shadow schema name: %w", err)
+	}
+	return ShadowPrefix + strconv.FormatInt(now.Unix(), 10) + "_" + hex.EncodeToString(b), nil
+}
+
+// CleanupShadows drops shadow schemas left behind (by a killed process)
+// that are older than olderThan, judged by the time in their names. It
+// returns how many it dropped.
+func CleanupShadows(ctx context.Context, shadow *sql.DB, olderThan time.Duration) (int, error) {
+	rows, err := shadow.QueryContext(ctx, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '\\_tern\\_shadow\\_%'")
+	if err != nil {
+		return 0, fmt.Errorf("list shadow schemas: %w", err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("list shadow schemas: %w", err)
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("list shadow schemas: %w", err)
+	}
+	cutoff := time.Now().Add(-olderThan)
+	dropped := 0
+	for _, n := range names {
+		ts, _, ok := strings.Cut(strings.TrimPrefix(n, ShadowPrefix), "_")
+		if !ok {
+			continue
+		}
+		sec, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil || !time.Unix(sec, 0).Before(cutoff) {
+			continue
+		}
+		if _, err := shadow.ExecContext(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(n)); err != nil {
+			return dropped, fmt.Errorf("drop shadow schema %s: %w", n, err)
+		}
+		dropped++
+	}
+	return dropped, nil
+}
+
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
