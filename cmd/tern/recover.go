@@ -2,12 +2,132 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+
+	"github.com/sethvargo/go-githubactions"
+
+	"github.com/ternhq/tern/config"
+	"github.com/ternhq/tern/internal/actions"
+	"github.com/ternhq/tern/recovery"
+	"github.com/ternhq/tern/store"
 )
 
-// runRecover is a placeholder until the recover command lands.
+// recoverDeps are the pieces of a pass beyond the ledger: the runner, and
+// the GitHub side (reporter and closed-PR check; nil skips them).
+type recoverDeps struct {
+	runner   recovery.Runner
+	reporter recovery.Reporter
+	prs      recovery.PRs
+	close    func()
+}
+
+// depsFunc builds recoverDeps from the config and the open ledger.
+type depsFunc func(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*recoverDeps, error)
+
+// runRecover is `tern recover`: one recovery pass, then exit.
 func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "tern recover: not built yet")
-	return 1
+	return recoverMain(ctx, args, stdout, stderr, os.Getenv, productionDeps)
+}
+
+// productionDeps wires the apply runner over the configured targets and the
+// GitHub App.
+func productionDeps(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*recoverDeps, error) {
+	// The targets, apply runner and bot packages are being built alongside
+	// this command; until they are wired here a pass cannot run applies.
+	return nil, errors.New("this build of tern has no apply runner wired into `tern recover` yet")
+}
+
+// recoverMain runs `tern recover` with its environment and dependencies
+// injected. Exit codes: 0 when the pass ran, whatever became of the
+// applies; 1 when it could not run (bad flags or config, ledger
+// unreachable, pieces that could not be built).
+func recoverMain(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, deps depsFunc) int {
+	fs, cfgPath := newFlags("recover", stderr)
+	limit := fs.Int("limit", recovery.DefaultLimit, "claim at most `N` due applies in this pass")
+	parallel := fs.Int("parallel", recovery.DefaultParallel, "run at most `N` applies at once")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tern recover: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+
+	var gha *githubactions.Action
+	if actions.Enabled(getenv) {
+		gha = githubactions.New(githubactions.WithGetenv(getenv), githubactions.WithWriter(stdout))
+	}
+	fail := func(format string, a ...any) int {
+		msg := fmt.Sprintf(format, a...)
+		if gha != nil {
+			gha.Errorf("tern recover: %s", msg)
+		}
+		fmt.Fprintf(stderr, "tern recover: %s\n", msg)
+		return 1
+	}
+	if *limit < 1 || *parallel < 1 {
+		return fail("--limit and --parallel must be at least 1")
+	}
+
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return fail("%v", err)
+	}
+	// Masks first: nothing may reach the log before the runner knows what
+	// to hide.
+	if gha != nil {
+		actions.Mask(gha, cfg.Secrets())
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil)).With("cmd", "recover")
+
+	st, err := store.Open(ctx, cfg.Store.DSN)
+	if err != nil {
+		return fail("open store: %v", err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return fail("migrate store: %v", err)
+	}
+	d, err := deps(ctx, cfg, st, log)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if d.close != nil {
+		defer d.close()
+	}
+	if d.reporter == nil {
+		log.Warn("no GitHub reporter: applies stay report-due for a pass that has one")
+	}
+
+	p := &recovery.Pass{
+		Store:      st,
+		Runner:     d.runner,
+		Reporter:   d.reporter,
+		PRs:        d.prs,
+		Limit:      *limit,
+		Parallel:   *parallel,
+		MaxRescues: cfg.Recovery.MaxRescues,
+		Lease:      cfg.Recovery.Lease.D(),
+		Logger:     log,
+	}
+	res, err := p.Run(ctx)
+	if err != nil {
+		return fail("recovery pass: %v", err)
+	}
+	for _, l := range res.Lines {
+		fmt.Fprintln(stdout, l.String())
+	}
+	fmt.Fprintln(stdout, res.Summary())
+	if gha != nil {
+		actions.WritePass(gha, res)
+	}
+	return 0
 }
