@@ -2,9 +2,16 @@ package fakegithub
 
 import (
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
@@ -74,15 +81,60 @@ func status(err error) int {
 	return 0
 }
 
-func TestSmoke(t *testing.T) {
-	s := newServer(t)
-	s.OpenPR(testRepo, 7, headSHA, map[string]string{"tern.yaml": "databases: []\n"})
-	c := client(t, s, testInst)
-	pr, _, err := c.PullRequests.Get(context.Background(), "acme", "shop", 7)
+var ctx = context.Background()
+
+// signJWT signs claims with the App key of s, as an App would.
+func signJWT(t *testing.T, key *rsa.PrivateKey, claims map[string]any) string {
+	t.Helper()
+	enc := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	signing := enc(map[string]string{"alg": "RS256", "typ": "JWT"}) + "." + enc(claims)
+	sum := sha256.Sum256([]byte(signing))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pr.GetHead().GetSHA() != headSHA {
-		t.Fatalf("head sha %q", pr.GetHead().GetSHA())
+	return signing + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// rawDo sends one request with the given Authorization header value and
+// returns its status and decoded error message.
+func rawDo(t *testing.T, s *Server, method, path, auth string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, s.URL+path, strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct {
+		Message          string `json:"message"`
+		DocumentationURL string `json:"documentation_url"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	if resp.StatusCode >= 400 && (e.Message == "" || e.DocumentationURL == "") {
+		t.Errorf("%s %s: error body lacks message or documentation_url: %+v", method, path, e)
+	}
+	return resp.StatusCode, e.Message
+}
+
+// installationToken returns a fresh installation token for inst.
+func installationToken(t *testing.T, s *Server, inst int64) string {
+	t.Helper()
+	tok, _, err := appClient(t, s).Apps.CreateInstallationToken(ctx, inst, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.GetToken()
 }
