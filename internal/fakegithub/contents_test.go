@@ -19,7 +19,9 @@ func TestContents(t *testing.T) {
 	s.OpenPR(testRepo, 1, headSHA, treeFiles)
 	s.Push(testRepo, 1, head2, map[string]string{"tern.yaml": "changed\n"})
 	c := client(t, s, testInst)
-	at := func(ref string) *github.RepositoryContentGetOptions { return &github.RepositoryContentGetOptions{Ref: ref} }
+	at := func(ref string) *github.RepositoryContentGetOptions {
+		return &github.RepositoryContentGetOptions{Ref: ref}
+	}
 
 	f, dir, _, err := c.Repositories.GetContents(ctx, "acme", "shop", "db/shop/users.sql", at(headSHA))
 	if err != nil || dir != nil {

@@ -138,3 +138,5 @@ func installationToken(t *testing.T, s *Server, inst int64) string {
 	}
 	return tok.GetToken()
 }
+
+func asErr(err error, target any) bool { return err != nil && errors.As(err, target) }
