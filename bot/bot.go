@@ -1,0 +1,286 @@
+// Package bot is tern's GitHub App: it receives webhooks, stores them,
+// turns pull-request events and `/tern` comments into plans and applies,
+// runs the apply workers, and keeps check runs and comments in line with
+// the ledger.
+//
+// The path of a command: webhook.go (verify, store, acknowledge) ->
+// deliveries.go (process what was stored) -> issue_comment.go /
+// pull_request.go / check_run.go -> planning.go and applying.go -> the
+// ledger and the apply runner -> reporter.go (check runs and comments).
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bradleyfalzon/ghinstallation/v2"
+	"github.com/google/go-github/v60/github"
+
+	"github.com/ternhq/tern/config"
+	"github.com/ternhq/tern/metrics"
+	"github.com/ternhq/tern/plan"
+	"github.com/ternhq/tern/store"
+)
+
+// Runner runs one claimed apply's attempt to its end and returns the apply
+// as stored afterwards. (*apply.Runner).Run satisfies it.
+type Runner interface {
+	Run(ctx context.Context, a *store.Apply) (*store.Apply, error)
+}
+
+// Planner plans a desired schema against the live schema of one
+// (repository, database, environment) target.
+type Planner interface {
+	Plan(ctx context.Context, repo, database, env string, d *plan.Desired) (*plan.Plan, error)
+}
+
+// Options configures a Bot.
+type Options struct {
+	// Config is the server config; its github section must be complete.
+	Config *config.Config
+	// Store is the ledger.
+	Store *store.Store
+	// Runner runs applies claimed by the workers.
+	Runner Runner
+	// Planner plans against configured targets.
+	Planner Planner
+	// Logger receives the bot's log. Default slog.Default().
+	Logger *slog.Logger
+	// HTTPClient is used for GitHub calls; its Transport is wrapped with
+	// App authentication. Default http.DefaultClient.
+	HTTPClient *http.Client
+	// Metrics is served at /metrics and counts deliveries and API calls.
+	// Default: a new registry over the store.
+	Metrics *metrics.Metrics
+	// Workers bounds how many applies run at once in this process.
+	// Default 2.
+	Workers int
+	// Poll is how often the workers look for work nobody woke them for
+	// (deliveries left by a crash, applies queued by another process).
+	// Default 2s.
+	Poll time.Duration
+}
+
+// Bot is the GitHub App. Create it with New, serve Handler, and call Run.
+type Bot struct {
+	cfg     *config.Config
+	st      *store.Store
+	runner  Runner
+	planner Planner
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	secret  []byte
+	apiURL  *url.URL
+	atr     *ghinstallation.AppsTransport
+	owner   string
+	workers int
+	poll    time.Duration
+	now     func() time.Time
+
+	mu      sync.Mutex
+	clients map[int64]*github.Client
+
+	wakeDeliveries chan struct{}
+	wakeApplies    chan struct{}
+
+	// prLocks serialise the work on one pull request (its plan comment,
+	// check runs and applies) inside this process.
+	prLocks [64]sync.Mutex
+}
+
+// maxBody caps a webhook body, as GitHub caps payloads at 25 MB.
+const maxBody = 25 << 20
+
+// New checks the options and builds the App's GitHub authentication.
+func New(opts Options) (*Bot, error) {
+	if opts.Config == nil || opts.Store == nil || opts.Runner == nil || opts.Planner == nil {
+		return nil, errors.New("bot: Config, Store, Runner and Planner are required")
+	}
+	cfg := opts.Config
+	if err := cfg.RequireGitHub(); err != nil {
+		return nil, err
+	}
+	if cfg.GitHub.WebhookSecret == "" {
+		return nil, errors.New("github.webhook_secret: required to verify deliveries")
+	}
+	key, err := cfg.GitHub.PrivateKeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	api, err := url.Parse(strings.TrimRight(cfg.GitHub.APIURL, "/") + "/")
+	if err != nil {
+		return nil, fmt.Errorf("github.api_url: %w", err)
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	m := opts.Metrics
+	if m == nil {
+		m = metrics.New(opts.Store.DB())
+	}
+	atr, err := ghinstallation.NewAppsTransport(m.Transport("github", base), cfg.GitHub.AppID, key)
+	if err != nil {
+		// The library's message does not include the key.
+		return nil, fmt.Errorf("github.private_key: %w", err)
+	}
+	atr.BaseURL = strings.TrimRight(api.String(), "/")
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	host, _ := os.Hostname()
+	b := &Bot{
+		cfg:            cfg,
+		st:             opts.Store,
+		runner:         opts.Runner,
+		planner:        opts.Planner,
+		log:            log,
+		metrics:        m,
+		secret:         []byte(cfg.GitHub.WebhookSecret),
+		apiURL:         api,
+		atr:            atr,
+		owner:          fmt.Sprintf("%s/%d/bot", host, os.Getpid()),
+		workers:        opts.Workers,
+		poll:           opts.Poll,
+		now:            time.Now,
+		clients:        map[int64]*github.Client{},
+		wakeDeliveries: make(chan struct{}, 1),
+		wakeApplies:    make(chan struct{}, 1),
+	}
+	if b.workers <= 0 {
+		b.workers = 2
+	}
+	if b.poll <= 0 {
+		b.poll = 2 * time.Second
+	}
+	return b, nil
+}
+
+// client returns the GitHub client of an installation.
+func (b *Bot) client(installationID int64) (*github.Client, error) {
+	if installationID == 0 {
+		return nil, errors.New("no installation id: is the GitHub App installed on this repository?")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c, ok := b.clients[installationID]; ok {
+		return c, nil
+	}
+	itr := ghinstallation.NewFromAppsTransport(b.atr, installationID)
+	itr.BaseURL = b.atr.BaseURL
+	c := github.NewClient(&http.Client{Transport: itr, Timeout: 30 * time.Second})
+	c.BaseURL = b.apiURL
+	c.UploadURL = b.apiURL
+	b.clients[installationID] = c
+	return c, nil
+}
+
+// lockPR serialises work on one pull request within this process and
+// returns the unlock function.
+func (b *Bot) lockPR(repo string, pr int) func() {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%s#%d", strings.ToLower(repo), pr)
+	m := &b.prLocks[h.Sum32()%uint32(len(b.prLocks))]
+	m.Lock()
+	return m.Unlock
+}
+
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Handler serves POST /webhook, GET /healthz and GET /metrics.
+func (b *Bot) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /webhook", b.serveWebhook)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := b.st.Ping(ctx); err != nil {
+			http.Error(w, "store unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", b.metrics.Handler())
+	return mux
+}
+
+// Run processes stored deliveries and runs pending applies until ctx is
+// done. New deliveries and applies wake it at once; it also polls, so work
+// left by a crashed process is picked up after a restart.
+func (b *Bot) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1 + b.workers)
+	go func() { defer wg.Done(); b.deliveryLoop(ctx) }()
+	for i := 0; i < b.workers; i++ {
+		go func() { defer wg.Done(); b.applyLoop(ctx) }()
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// applyLoop claims pending applies one at a time and runs them.
+func (b *Bot) applyLoop(ctx context.Context) {
+	t := time.NewTicker(b.poll)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		claimed, err := b.st.Claim(ctx, store.ClaimOptions{
+			Owner: b.owner, Limit: 1, Lease: b.cfg.Recovery.Lease.D(), States: []store.State{store.Pending},
+		})
+		if err != nil && ctx.Err() == nil {
+			b.log.Error("claim applies", "err", err)
+		}
+		for _, a := range claimed {
+			b.runApply(ctx, a)
+		}
+		if len(claimed) > 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-b.wakeApplies:
+		case <-t.C:
+		}
+	}
+}
+
+func (b *Bot) runApply(ctx context.Context, a *store.Apply) {
+	log := b.log.With("apply", a.ID, "repo", a.Repository, "pr", a.PR, "database", a.Database, "env", a.Environment)
+	log.Info("apply claimed", "attempt", a.Attempt)
+	b.reportQuiet(ctx, a)
+	after, err := b.runner.Run(ctx, a)
+	if err != nil {
+		log.Error("run apply", "err", err)
+	}
+	if after == nil {
+		after = a
+	}
+	b.reportQuiet(ctx, after)
+	log.Info("apply attempt ended", "state", after.State)
+}
+
+// reportQuiet reports an apply and logs a failure; the recovery pass
+// retries reports that did not reach GitHub.
+func (b *Bot) reportQuiet(ctx context.Context, a *store.Apply) {
+	if err := b.Reporter().Report(ctx, a); err != nil && ctx.Err() == nil {
+		b.log.Warn("report apply to GitHub", "apply", a.ID, "err", err)
+	}
+}

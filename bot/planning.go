@@ -1,0 +1,243 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/ternhq/tern/config"
+	"github.com/ternhq/tern/plan"
+	"github.com/ternhq/tern/report"
+	"github.com/ternhq/tern/store"
+)
+
+// planRun is the outcome of planning a PR head.
+type planRun struct {
+	repo    *config.Repo
+	results []report.PlanResult
+	// plans and stored are keyed by database + "\x00" + environment.
+	plans  map[string]*plan.Plan
+	stored map[string]*store.Plan
+}
+
+func key(db, env string) string { return db + "\x00" + env }
+
+// filterError is a -d or -e that names nothing in tern.yaml.
+type filterError struct{ msg string }
+
+func (e *filterError) Error() string { return e.msg }
+
+// targetsOf lists the (database, environment) pairs of rc that match the
+// filters, in tern.yaml order.
+func targetsOf(rc *config.Repo, dbFilter, envFilter string) ([][2]string, error) {
+	if dbFilter != "" {
+		if _, ok := rc.Database(dbFilter); !ok {
+			return nil, &filterError{fmt.Sprintf("database %q is not in tern.yaml (it has: %s)", dbFilter, dbNames(rc))}
+		}
+	}
+	var out [][2]string
+	for _, db := range rc.Databases {
+		if dbFilter != "" && db.Name != dbFilter {
+			continue
+		}
+		for _, env := range db.Environments {
+			if envFilter != "" && env != envFilter {
+				continue
+			}
+			out = append(out, [2]string{db.Name, env})
+		}
+	}
+	if len(out) == 0 {
+		return nil, &filterError{fmt.Sprintf("environment %q is not in tern.yaml for %s", envFilter, orAll(dbFilter))}
+	}
+	return out, nil
+}
+
+func dbNames(rc *config.Repo) string {
+	var n []string
+	for _, d := range rc.Databases {
+		n = append(n, d.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+func orAll(db string) string {
+	if db == "" {
+		return "any database"
+	}
+	return "database " + db
+}
+
+// planPR plans the PR head for the (database, environment) pairs matching
+// the filters, stores the plans, and updates the plan comment and check
+// runs. rc may be nil, in which case tern.yaml is read.
+func (b *Bot) planPR(ctx context.Context, gh *github.Client, pr *prInfo, rc *config.Repo, dbFilter, envFilter string) (*planRun, error) {
+	var err error
+	if rc == nil {
+		if rc, err = b.readRepoConfig(ctx, gh, pr); err != nil {
+			var rce *repoConfigError
+			if errors.As(err, &rce) {
+				// Show what is wrong with tern.yaml where people look.
+				body := report.RenderPlanComment(report.PlanComment{HeadSHA: pr.HeadSHA, ConfigErr: rce.Error()})
+				if cerr := b.upsertComment(ctx, gh, pr.Repo, pr.Number, planCommentKey(pr.Number), report.PlanMarker(), body); cerr != nil {
+					return nil, cerr
+				}
+			}
+			return nil, err
+		}
+	}
+	pairs, err := targetsOf(rc, dbFilter, envFilter)
+	if err != nil {
+		return nil, err
+	}
+	run := &planRun{repo: rc, plans: map[string]*plan.Plan{}, stored: map[string]*store.Plan{}}
+	desired := map[string]*plan.Desired{}
+	desiredErr := map[string]error{}
+	for _, p := range pairs {
+		db, env := p[0], p[1]
+		if _, done := desired[db]; !done && desiredErr[db] == nil {
+			d, err := b.loadDesired(ctx, gh, pr, rc, db)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, err
+				}
+				desiredErr[db] = err
+			}
+			desired[db] = d
+		}
+		res := report.PlanResult{Database: db, Environment: env}
+		switch {
+		case desiredErr[db] != nil:
+			res.Err = desiredErr[db].Error()
+		default:
+			if _, ok := b.cfg.Target(pr.Repo, db, env); !ok {
+				res.Err = fmt.Sprintf("the tern server has no target for %s database %s environment %s (targets: in its config)", pr.Repo, db, env)
+				break
+			}
+			pl, err := b.planner.Plan(ctx, pr.Repo, db, env, desired[db])
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, err
+				}
+				res.Err = err.Error()
+				break
+			}
+			sp := toStored(pr, db, env, desired[db], pl)
+			if err := b.st.SavePlan(ctx, sp); err != nil {
+				return nil, fmt.Errorf("save plan: %w", err)
+			}
+			res.Plan = pl
+			run.plans[key(db, env)] = pl
+			run.stored[key(db, env)] = sp
+		}
+		run.results = append(run.results, res)
+	}
+	if err := b.publishPlan(ctx, gh, pr, run); err != nil {
+		return run, err
+	}
+	return run, nil
+}
+
+// loadDesired reads and parses one database's schema files at the PR head.
+func (b *Bot) loadDesired(ctx context.Context, gh *github.Client, pr *prInfo, rc *config.Repo, db string) (*plan.Desired, error) {
+	rdb, _ := rc.Database(db)
+	files, err := b.readSchemaFiles(ctx, gh, pr, rdb.SchemaDirClean())
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no *.sql files in %s: refusing to plan (it would drop every table)", rdb.SchemaDirClean())
+	}
+	return plan.Parse(files)
+}
+
+// publishPlan updates the plan comment (with this run's results and, for
+// pairs not planned now, the newest stored plan of the same head) and the
+// check runs of the planned pairs, then the aggregate.
+func (b *Bot) publishPlan(ctx context.Context, gh *github.Client, pr *prInfo, run *planRun) error {
+	planned := map[string]report.PlanResult{}
+	for _, r := range run.results {
+		planned[key(r.Database, r.Environment)] = r
+	}
+	var all []report.PlanResult
+	var names []string
+	for _, db := range run.repo.Databases {
+		for _, env := range db.Environments {
+			names = append(names, report.CheckName(db.Name, env))
+			if r, ok := planned[key(db.Name, env)]; ok {
+				all = append(all, r)
+				continue
+			}
+			sp, err := b.st.LatestPlan(ctx, pr.Repo, pr.Number, db.Name, env)
+			if err == nil && sp.HeadSHA == pr.HeadSHA {
+				all = append(all, report.PlanResult{Database: db.Name, Environment: env, Plan: fromStored(sp)})
+			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("latest plan: %w", err)
+			}
+		}
+	}
+	multi := len(run.repo.Databases) > 1
+	body := report.RenderPlanComment(report.PlanComment{HeadSHA: pr.HeadSHA, Results: all, MultiDB: multi})
+	if err := b.upsertComment(ctx, gh, pr.Repo, pr.Number, planCommentKey(pr.Number), report.PlanMarker(), body); err != nil {
+		return err
+	}
+	if err := b.setRef(ctx, pr.Repo, checkListKey(pr.HeadSHA), 0, strings.Join(names, ",")); err != nil {
+		return err
+	}
+	if err := b.setRef(ctx, pr.Repo, shaPRKey(pr.HeadSHA), int64(pr.Number), ""); err != nil {
+		return err
+	}
+	// Per database, environments in promotion order: the first with
+	// changes awaits apply, each later one waits for the one before it.
+	blocked := map[string]bool{}
+	for _, r := range all {
+		rdb, _ := run.repo.Database(r.Database)
+		waiting := ""
+		if blocked[r.Database] {
+			waiting = rdb.Previous(r.Environment)
+		}
+		if r.Err != "" || (r.Plan != nil && r.Plan.HasChanges()) {
+			blocked[r.Database] = true
+		}
+		if _, now := planned[key(r.Database, r.Environment)]; !now {
+			continue
+		}
+		c := report.PlanCheck(r, waiting, multi)
+		if skip, err := b.checkOwnedByApply(ctx, pr, r.Database, r.Environment, c); err != nil || skip {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := b.setCheck(ctx, gh, pr.Repo, pr.HeadSHA, c); err != nil {
+			return err
+		}
+	}
+	return b.updateAggregate(ctx, gh, pr.Repo, pr.HeadSHA)
+}
+
+// checkOwnedByApply reports whether a plan's check must leave the current
+// run alone: an apply of this PR is under way on the target, or the run
+// already shows it applied and the plan has nothing more to do.
+func (b *Bot) checkOwnedByApply(ctx context.Context, pr *prInfo, db, env string, c report.Check) (bool, error) {
+	a, err := b.st.ActiveApply(ctx, pr.Repo, db, env)
+	if err == nil && a.PR == pr.Number && a.HeadSHA == pr.HeadSHA {
+		return true, nil
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false, fmt.Errorf("active apply: %w", err)
+	}
+	if c.Conclusion == report.ConclusionSuccess {
+		_, cur, found, err := b.currentRun(ctx, pr.Repo, pr.HeadSHA, c.Name)
+		if err != nil {
+			return false, err
+		}
+		if found && cur.Conclusion == report.ConclusionSuccess && strings.HasPrefix(cur.Title, "Applied") {
+			return true, nil
+		}
+	}
+	return false, nil
+}

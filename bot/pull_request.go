@@ -1,0 +1,167 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/ternhq/tern/report"
+	"github.com/ternhq/tern/store"
+)
+
+// onPullRequest autoplans on opened, reopened and synchronize when the PR
+// changes tern.yaml or a schema file, and cleans up on closed.
+func (b *Bot) onPullRequest(ctx context.Context, e *github.PullRequestEvent) error {
+	repo := e.GetRepo().GetFullName()
+	n := e.GetNumber()
+	if n == 0 {
+		n = e.GetPullRequest().GetNumber()
+	}
+	inst := e.GetInstallation().GetID()
+	switch e.GetAction() {
+	case "opened", "reopened", "synchronize":
+	case "closed":
+		return b.HandleClosed(ctx, store.PRRef{Repository: repo, PR: n, InstallationID: inst}, e.GetPullRequest().GetMerged())
+	default:
+		return nil
+	}
+	gh, err := b.client(inst)
+	if err != nil {
+		return err
+	}
+	unlock := b.lockPR(repo, n)
+	defer unlock()
+	pr, err := b.getPR(ctx, gh, repo, n, inst)
+	if err != nil {
+		return err
+	}
+	if pr.State != "open" {
+		return nil
+	}
+	rc, err := b.readRepoConfig(ctx, gh, pr)
+	var rce *repoConfigError
+	switch {
+	case errors.Is(err, errNoRepoConfig):
+		return nil
+	case errors.As(err, &rce):
+		// Show the problem on the PR.
+		_, err = b.planPR(ctx, gh, pr, nil, "", "")
+		if errors.As(err, &rce) {
+			return nil
+		}
+		return err
+	case err != nil:
+		return err
+	}
+	touched, err := b.touchesSchema(ctx, gh, pr, rc)
+	if err != nil || !touched {
+		return err
+	}
+	b.log.Info("autoplan", "repo", repo, "pr", n, "head", pr.HeadSHA)
+	_, err = b.planPR(ctx, gh, pr, rc, "", "")
+	return err
+}
+
+// PRClosed asks GitHub whether a pull request is closed, and merged.
+func (b *Bot) PRClosed(ctx context.Context, ref store.PRRef) (closed, merged bool, err error) {
+	gh, err := b.client(ref.InstallationID)
+	if err != nil {
+		return false, false, err
+	}
+	pr, err := b.getPR(ctx, gh, ref.Repository, ref.PR, ref.InstallationID)
+	if err != nil {
+		return false, false, err
+	}
+	return pr.State == "closed", pr.Merged, nil
+}
+
+// HandleClosed does what closing a pull request means: its locks are
+// released, its pending and retrying applies cancelled (their check runs
+// completed as Cancelled), and, when it was not merged but its changes are
+// live somewhere, a comment names those environments and the DDL.
+func (b *Bot) HandleClosed(ctx context.Context, ref store.PRRef, merged bool) error {
+	unlock := b.lockPR(ref.Repository, ref.PR)
+	defer unlock()
+	log := b.log.With("repo", ref.Repository, "pr", ref.PR, "merged", merged)
+	released, err := b.st.ReleaseLocks(ctx, ref.Repository, ref.PR, "", "")
+	if err != nil {
+		return fmt.Errorf("release locks: %w", err)
+	}
+	for _, l := range released {
+		b.audit(ctx, store.Event{Repository: ref.Repository, PR: ref.PR, Actor: "tern", Action: "lock.released", Detail: l.Database + "/" + l.Environment + " (PR closed)"})
+	}
+	applies, err := b.st.AppliesForPR(ctx, ref.Repository, ref.PR)
+	if err != nil {
+		return fmt.Errorf("applies of PR: %w", err)
+	}
+	reason := "pull request closed"
+	if merged {
+		reason = "pull request merged"
+	}
+	var errs []error
+	latestDone := map[string]*store.Apply{}
+	for _, a := range applies {
+		switch a.State {
+		case store.Pending, store.FailedRetryable:
+			ca, err := b.st.Cancel(ctx, a.ID, "tern", reason)
+			if err != nil {
+				if !errors.Is(err, store.ErrConflict) {
+					errs = append(errs, fmt.Errorf("cancel apply %d: %w", a.ID, err))
+				}
+				continue
+			}
+			log.Info("apply cancelled", "apply", a.ID)
+			if err := b.report(ctx, ca); err != nil {
+				errs = append(errs, err)
+			}
+		case store.Completed:
+			latestDone[key(a.Database, a.Environment)] = a
+		}
+	}
+	if !merged && len(latestDone) > 0 {
+		if err := b.commentUnmerged(ctx, ref, latestDone); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	log.Info("pull request closed", "locks_released", len(released))
+	return errors.Join(errs...)
+}
+
+func (b *Bot) commentUnmerged(ctx context.Context, ref store.PRRef, done map[string]*store.Apply) error {
+	var live []report.LiveNotMerged
+	var maxID int64
+	for _, a := range done {
+		tasks, err := b.st.Tasks(ctx, a.ID)
+		if err != nil {
+			return fmt.Errorf("tasks of apply %d: %w", a.ID, err)
+		}
+		l := report.LiveNotMerged{Database: a.Database, Environment: a.Environment, AppliedAt: a.FinishedAt}
+		for _, t := range tasks {
+			if t.State == store.Completed && !t.Skipped {
+				l.DDL = append(l.DDL, t.DDL)
+			}
+		}
+		if len(l.DDL) == 0 {
+			continue
+		}
+		live = append(live, l)
+		maxID = max(maxID, a.ID)
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	sort.Slice(live, func(i, j int) bool {
+		if live[i].Database != live[j].Database {
+			return live[i].Database < live[j].Database
+		}
+		return live[i].AppliedAt.Before(live[j].AppliedAt)
+	})
+	gh, err := b.client(ref.InstallationID)
+	if err != nil {
+		return err
+	}
+	return b.postOnce(ctx, gh, ref.Repository, ref.PR, unmergedKey(ref.PR, maxID), report.UnmergedMarker(maxID), report.UnmergedComment(maxID, live))
+}

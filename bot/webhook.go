@@ -1,0 +1,54 @@
+package bot
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/ternhq/tern/store"
+)
+
+// serveWebhook verifies, stores and acknowledges one delivery. The work is
+// done later from what was stored, so an acknowledged delivery survives a
+// crash.
+func (b *Bot) serveWebhook(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	event := github.WebHookType(r)
+	payload, err := github.ValidatePayload(r, b.secret)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			b.metrics.Delivery(event, "too_large")
+			http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		b.metrics.Delivery(event, "bad_signature")
+		b.log.Warn("webhook refused", "event", event, "delivery", github.DeliveryID(r), "err", err)
+		http.Error(w, "invalid signature", http.StatusUnauthorized)
+		return
+	}
+	id := github.DeliveryID(r)
+	if id == "" || event == "" {
+		http.Error(w, "missing X-GitHub-Delivery or X-GitHub-Event", http.StatusBadRequest)
+		return
+	}
+	fresh, err := b.st.RecordDelivery(r.Context(), store.Delivery{ID: id, Event: event, Payload: payload, ReceivedAt: time.Now().UTC()})
+	if err != nil {
+		b.metrics.Delivery(event, "store_error")
+		b.log.Error("record delivery", "delivery", id, "event", event, "err", err)
+		http.Error(w, "could not store the delivery; redeliver it", http.StatusInternalServerError)
+		return
+	}
+	if !fresh {
+		b.metrics.Delivery(event, "duplicate")
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte("duplicate delivery: already recorded\n"))
+		return
+	}
+	b.metrics.Delivery(event, "accepted")
+	wake(b.wakeDeliveries)
+	w.WriteHeader(http.StatusAccepted)
+	w.Write([]byte("accepted\n"))
+}
