@@ -147,7 +147,7 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	if err != nil {
 		return nil, fmt.Errorf("diff schemas: %w", err)
 	}
-	ordered, err := sd.OrderedDiffs(ctx)
+	ordered, err := orderDiffs(ctx, env, sd, fromQueries, to)
 	if err != nil {
 		return nil, fmt.Errorf("order changes: %w", err)
 	}
