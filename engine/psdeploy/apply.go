@@ -1,0 +1,526 @@
+package psdeploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/planetscale/planetscale-go/planetscale"
+
+	"github.com/ternhq/tern/engine"
+)
+
+// lintSchemaConflict is the lint error of a deploy request whose branch
+// conflicts with the branch it deploys into.
+const lintSchemaConflict = "SCHEMA_CONFLICT"
+
+// recorderError is a Recorder failure (a lost lease): it is returned as is,
+// never as a task failure.
+type recorderError struct{ err error }
+
+func (r *recorderError) Error() string { return r.err.Error() }
+func (r *recorderError) Unwrap() error { return r.err }
+
+// attempt is one Apply call.
+type attempt struct {
+	e       *Engine
+	job     engine.Job
+	rec     engine.Recorder
+	state   map[string]string
+	started map[int]bool
+	log     *slog.Logger
+}
+
+// Apply runs job's tasks through a branch and a deploy request, resuming
+// from job.EngineState. A failure is a *engine.TaskError wrapping a
+// classified error; a Recorder failure is returned as is. When the failure
+// is permanent the deploy request is closed and the branch deleted; when it
+// is transient both are kept for the next attempt.
+func (e *Engine) Apply(ctx context.Context, job engine.Job, rec engine.Recorder) error {
+	if len(job.Tasks) == 0 {
+		return nil
+	}
+	a := &attempt{
+		e: e, job: job, rec: rec, state: map[string]string{}, started: map[int]bool{},
+		log: e.log.With("apply", job.ApplyID, "attempt", job.Attempt),
+	}
+	for k, v := range job.EngineState {
+		a.state[k] = v
+	}
+	err := a.run(ctx)
+	var te *engine.TaskError
+	if errors.As(err, &te) && !engine.IsRetryable(te.Err) {
+		a.abandon(context.WithoutCancel(ctx))
+	}
+	if err != nil {
+		a.log.Warn("planetscale apply attempt failed", "class", engine.Class(err), "err", err)
+	}
+	return err
+}
+
+func (a *attempt) run(ctx context.Context) error {
+	first := a.job.Tasks[0].Seq
+	if v := a.state[StateDeployRequest]; v != "" {
+		num, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return &engine.TaskError{Seq: first, Err: &engine.PermanentError{Class: ClassInvalid,
+				Err: fmt.Errorf("saved deploy request number %q is not a number", v)}}
+		}
+		a.log.Info("resuming deploy request", "number", num)
+		if err := a.startAll(ctx); err != nil {
+			return err
+		}
+		return a.watch(ctx, num)
+	}
+	if err := a.start(ctx, first); err != nil {
+		return err
+	}
+	branch, err := a.branch(ctx)
+	if err != nil {
+		return a.taskErr(first, err)
+	}
+	if err := a.runDDL(ctx, branch); err != nil {
+		return a.taskErr(first, err)
+	}
+	if err := a.startAll(ctx); err != nil {
+		return err
+	}
+	num, err := a.openDeployRequest(ctx, branch)
+	if err != nil {
+		return a.taskErr(first, err)
+	}
+	return a.watch(ctx, num)
+}
+
+// taskErr names seq as the failed task unless err already names one or is
+// a Recorder failure.
+func (a *attempt) taskErr(seq int, err error) error {
+	var te *engine.TaskError
+	var re *recorderError
+	if err == nil || errors.As(err, &te) || errors.As(err, &re) {
+		return err
+	}
+	return &engine.TaskError{Seq: seq, Err: err}
+}
+
+func (a *attempt) start(ctx context.Context, seq int) error {
+	if a.started[seq] {
+		return nil
+	}
+	if err := a.rec.TaskStarted(ctx, seq); err != nil {
+		return &recorderError{fmt.Errorf("record task %d started: %w", seq, err)}
+	}
+	a.started[seq] = true
+	return nil
+}
+
+func (a *attempt) startAll(ctx context.Context) error {
+	for _, t := range a.job.Tasks {
+		if err := a.start(ctx, t.Seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *attempt) save(ctx context.Context, key, value string) error {
+	if err := a.rec.SaveState(ctx, key, value); err != nil {
+		return &recorderError{fmt.Errorf("save state %s: %w", key, err)}
+	}
+	a.state[key] = value
+	return nil
+}
+
+func (a *attempt) api(ctx context.Context, op string, f func(ctx context.Context, c *planetscale.Client, org, db string) error) error {
+	return call(ctx, op, func(ctx context.Context) error {
+		return f(ctx, a.e.client, a.e.cfg.Organization, a.e.cfg.Database)
+	})
+}
+
+func (a *attempt) getBranch(ctx context.Context, name string) (*planetscale.DatabaseBranch, error) {
+	var b *planetscale.DatabaseBranch
+	err := a.api(ctx, "get branch "+name, func(ctx context.Context, c *planetscale.Client, org, db string) (err error) {
+		b, err = c.DatabaseBranches.Get(ctx, &planetscale.GetDatabaseBranchRequest{Organization: org, Database: db, Branch: name})
+		return err
+	})
+	return b, err
+}
+
+func (a *attempt) deleteBranch(ctx context.Context, name string) error {
+	err := a.api(ctx, "delete branch "+name, func(ctx context.Context, c *planetscale.Client, org, db string) error {
+		return c.DatabaseBranches.Delete(ctx, &planetscale.DeleteDatabaseBranchRequest{Organization: org, Database: db, Branch: name})
+	})
+	if engine.Class(err) == ClassNotFound {
+		return nil
+	}
+	return err
+}
+
+// branch returns a ready branch for this apply: the recorded one when it
+// still exists and no DDL on it is in doubt, else a new one.
+func (a *attempt) branch(ctx context.Context) (string, error) {
+	name := a.state[StateBranch]
+	if name != "" {
+		_, err := a.getBranch(ctx, name)
+		switch {
+		case engine.Class(err) == ClassNotFound:
+			a.log.Info("recorded branch is gone; making a new one", "branch", name)
+			name = ""
+		case err != nil:
+			return "", err
+		case a.state[StateBranchStarted] != a.state[StateBranchDone]:
+			// A DDL was sent but never confirmed: the branch's schema is in
+			// doubt, so start over on a fresh branch.
+			a.log.Info("DDL on recorded branch in doubt; replacing it", "branch", name)
+			if err := a.deleteBranch(ctx, name); err != nil {
+				return "", err
+			}
+			name = ""
+		default:
+			a.log.Info("reusing branch", "branch", name)
+		}
+	}
+	if name == "" {
+		name = fmt.Sprintf("tern-%d-%d", a.job.ApplyID, a.job.Attempt)
+		for _, kv := range [][2]string{{StateBranch, name}, {StateBranchStarted, ""}, {StateBranchDone, ""}} {
+			if err := a.save(ctx, kv[0], kv[1]); err != nil {
+				return "", err
+			}
+		}
+		err := a.api(ctx, "create branch "+name, func(ctx context.Context, c *planetscale.Client, org, db string) error {
+			_, err := c.DatabaseBranches.Create(ctx, &planetscale.CreateDatabaseBranchRequest{
+				Organization: org, Database: db, Name: name, ParentBranch: a.e.cfg.Branch,
+			})
+			return err
+		})
+		if err != nil {
+			return "", err
+		}
+		a.log.Info("branch created", "branch", name, "parent", a.e.cfg.Branch)
+	}
+	err := a.poll(ctx, "branch "+name, func(ctx context.Context) (string, bool, error) {
+		b, err := a.getBranch(ctx, name)
+		if err != nil {
+			return "", false, err
+		}
+		if b.Ready {
+			return "ready", true, nil
+		}
+		return "not ready", false, nil
+	})
+	return name, err
+}
+
+// runDDL sends the tasks not yet on the branch, in order, over MySQL with
+// a fresh password that is deleted when done.
+func (a *attempt) runDDL(ctx context.Context, branch string) error {
+	done, _ := strconv.Atoi(a.state[StateBranchDone])
+	var todo []engine.Task
+	for _, t := range a.job.Tasks {
+		if t.Seq > done {
+			todo = append(todo, t)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	if old := a.state[StatePassword]; old != "" {
+		// Left by an attempt that died: its plain text is gone anyway.
+		if err := a.e.deletePassword(ctx, branch, old); err != nil {
+			a.log.Warn("could not delete an old branch password", "branch", branch, "err", err)
+		}
+	}
+	var pw *planetscale.DatabaseBranchPassword
+	err := a.api(ctx, "create password on "+branch, func(ctx context.Context, c *planetscale.Client, org, db string) (err error) {
+		pw, err = c.Passwords.Create(ctx, &planetscale.DatabaseBranchPasswordRequest{
+			Organization: org, Database: db, Branch: branch, Role: "admin",
+			Name: fmt.Sprintf("tern-%d-%d", a.job.ApplyID, a.job.Attempt),
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := a.save(ctx, StatePassword, pw.PublicID); err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := a.e.deletePassword(cctx, branch, pw.PublicID); err != nil {
+			a.log.Warn("could not delete the branch password", "branch", branch, "err", err)
+			return
+		}
+		if ctx.Err() == nil {
+			a.save(ctx, StatePassword, "")
+		}
+	}()
+	db, err := a.e.connect(ctx, pw)
+	if err != nil {
+		return fmt.Errorf("connect to branch %s: %w", branch, err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return engine.ClassifyMySQL(fmt.Errorf("connect to branch %s: %w", branch, err))
+	}
+	defer conn.Close()
+	for _, t := range todo {
+		if err := a.start(ctx, t.Seq); err != nil {
+			return err
+		}
+		seq := strconv.Itoa(t.Seq)
+		if err := a.save(ctx, StateBranchStarted, seq); err != nil {
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, trimStatement(t.DDL)); err != nil {
+			return &engine.TaskError{Seq: t.Seq, Err: engine.ClassifyMySQL(
+				fmt.Errorf("task %d on branch %s: %w", t.Seq, branch, err))}
+		}
+		if err := a.save(ctx, StateBranchDone, seq); err != nil {
+			return err
+		}
+		a.log.Info("DDL applied to branch", "branch", branch, "task", t.Seq)
+	}
+	return nil
+}
+
+// openDeployRequest opens the branch's deploy request, or adopts the one
+// an attempt that died before recording it left open, and records it.
+func (a *attempt) openDeployRequest(ctx context.Context, branch string) (uint64, error) {
+	var open []*planetscale.DeployRequest
+	err := a.api(ctx, "list deploy requests", func(ctx context.Context, c *planetscale.Client, org, db string) (err error) {
+		open, err = c.DeployRequests.List(ctx, &planetscale.ListDeployRequestsRequest{
+			Organization: org, Database: db, State: "open", Branch: branch, IntoBranch: a.e.cfg.Branch,
+		})
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	var num uint64
+	if len(open) > 0 {
+		num = open[0].Number
+		a.log.Info("adopting open deploy request", "number", num, "branch", branch)
+	} else {
+		var dr *planetscale.DeployRequest
+		err := a.api(ctx, "create deploy request", func(ctx context.Context, c *planetscale.Client, org, db string) (err error) {
+			dr, err = c.DeployRequests.Create(ctx, &planetscale.CreateDeployRequestRequest{
+				Organization: org, Database: db, Branch: branch, IntoBranch: a.e.cfg.Branch,
+				Notes: fmt.Sprintf("tern: apply %d for %s#%d", a.job.ApplyID, a.job.Repository, a.job.PR),
+			})
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+		num = dr.Number
+		a.log.Info("deploy request created", "number", num, "branch", branch)
+	}
+	if err := a.save(ctx, StateDeployRequest, strconv.FormatUint(num, 10)); err != nil {
+		return 0, err
+	}
+	return num, nil
+}
+
+// watch drives deploy request num to its end: deploy once deployable, cut
+// over when it waits for it, and finish once complete.
+func (a *attempt) watch(ctx context.Context, num uint64) error {
+	first := a.job.Tasks[0].Seq
+	fail := func(err error) error { return a.taskErr(first, err) }
+	var dr *planetscale.DeployRequest
+	var outcome error
+	ended := false
+	lastOps := ""
+	err := a.poll(ctx, fmt.Sprintf("deploy request %d", num), func(ctx context.Context) (string, bool, error) {
+		err := a.api(ctx, fmt.Sprintf("get deploy request %d", num), func(ctx context.Context, c *planetscale.Client, org, db string) (err error) {
+			dr, err = c.DeployRequests.Get(ctx, &planetscale.GetDeployRequestRequest{Organization: org, Database: db, Number: num})
+			return err
+		})
+		if err != nil {
+			return "", false, err
+		}
+		st := dr.DeploymentState
+		switch st {
+		case "complete", "complete_pending_revert", "no_changes":
+			ended = true
+			return st, true, nil
+		case "error":
+			outcome = a.deployFailure(dr)
+			return st, true, nil
+		case "complete_error", "complete_revert", "complete_revert_error", "complete_cancel", "cancelled":
+			outcome = &engine.PermanentError{Class: ClassDeployFailed,
+				Err: fmt.Errorf("planetscale: deploy request %d ended %s", num, st)}
+			return st, true, nil
+		}
+		if dr.State == "closed" {
+			outcome = &engine.PermanentError{Class: ClassDeployFailed,
+				Err: fmt.Errorf("planetscale: deploy request %d was closed (%s) before it was deployed", num, st)}
+			return st, true, nil
+		}
+		switch st {
+		case "ready":
+			if dr.Deployment != nil && !dr.Deployment.Deployable {
+				outcome = a.deployFailure(dr)
+				return st, true, nil
+			}
+			err := a.api(ctx, fmt.Sprintf("deploy deploy request %d", num), func(ctx context.Context, c *planetscale.Client, org, db string) error {
+				_, err := c.DeployRequests.Deploy(ctx, &planetscale.PerformDeployRequest{Organization: org, Database: db, Number: num})
+				return err
+			})
+			if err != nil {
+				return "", false, err
+			}
+			a.log.Info("deploy request deployed", "number", num)
+		case "pending_cutover":
+			err := a.api(ctx, fmt.Sprintf("cut over deploy request %d", num), func(ctx context.Context, c *planetscale.Client, org, db string) error {
+				_, err := c.DeployRequests.ApplyDeploy(ctx, &planetscale.ApplyDeployRequestRequest{Organization: org, Database: db, Number: num})
+				return err
+			})
+			if err != nil {
+				return "", false, err
+			}
+			a.log.Info("deploy request cut over", "number", num)
+		case "queued", "submitting", "in_progress", "in_progress_vschema", "in_progress_cutover":
+			if s := a.progress(ctx, num); s != "" && s != lastOps {
+				lastOps = s
+				a.log.Info("deploy progress", "number", num, "state", st, "operations", s)
+			}
+		}
+		return st, false, nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if outcome != nil {
+		return fail(outcome)
+	}
+	if !ended {
+		return fail(&engine.RetryableError{Class: ClassStateTimeout, Err: fmt.Errorf("planetscale: deploy request %d did not end", num)})
+	}
+	a.log.Info("deploy request complete", "number", num, "state", dr.DeploymentState)
+	if dr.DeploymentState == "no_changes" && dr.State == "open" {
+		err := a.api(ctx, fmt.Sprintf("close deploy request %d", num), func(ctx context.Context, c *planetscale.Client, org, db string) error {
+			_, err := c.DeployRequests.CloseDeploy(ctx, &planetscale.CloseDeployRequestRequest{Organization: org, Database: db, Number: num})
+			return err
+		})
+		if err != nil {
+			a.log.Warn("could not close a deploy request with no changes", "number", num, "err", err)
+		}
+	}
+	for _, t := range a.job.Tasks {
+		if err := a.start(ctx, t.Seq); err != nil {
+			return err
+		}
+		if err := a.rec.TaskDone(ctx, t.Seq); err != nil {
+			return &recorderError{fmt.Errorf("record task %d done: %w", t.Seq, err)}
+		}
+	}
+	branch := a.state[StateBranch]
+	if branch == "" {
+		branch = dr.Branch
+	}
+	if branch != "" && branch != a.e.cfg.Branch {
+		if err := a.deleteBranch(ctx, branch); err != nil {
+			a.log.Warn("deployed, but could not delete the branch", "branch", branch, "err", err)
+		}
+	}
+	return nil
+}
+
+// deployFailure classifies a deploy request that cannot be deployed.
+func (a *attempt) deployFailure(dr *planetscale.DeployRequest) error {
+	var lints []string
+	conflict := false
+	if dr.Deployment != nil {
+		for _, l := range dr.Deployment.LintErrors {
+			if l.LintError == lintSchemaConflict {
+				conflict = true
+			}
+			lints = append(lints, strings.TrimSpace(l.LintError+": "+l.ErrorDescription))
+		}
+	}
+	msg := fmt.Sprintf("planetscale: deploy request %d is not deployable (%s)", dr.Number, dr.DeploymentState)
+	if len(lints) > 0 {
+		msg += ": " + strings.Join(lints, "; ")
+	}
+	if conflict {
+		return &engine.PermanentError{Class: ClassSchemaConflict, Err: errors.New(msg)}
+	}
+	return &engine.PermanentError{Class: ClassDeployFailed, Err: errors.New(msg)}
+}
+
+// progress summarizes a deploy's operations ("orders ALTER 50%, ..."); a
+// failure to read them only costs the log line.
+func (a *attempt) progress(ctx context.Context, num uint64) string {
+	var ops []*planetscale.DeployOperation
+	err := a.api(ctx, "get deploy operations", func(ctx context.Context, c *planetscale.Client, org, db string) (err error) {
+		ops, err = c.DeployRequests.GetDeployOperations(ctx, &planetscale.GetDeployOperationsRequest{Organization: org, Database: db, Number: num})
+		return err
+	})
+	if err != nil {
+		a.log.Debug("could not read deploy operations", "number", num, "err", err)
+		return ""
+	}
+	parts := make([]string, 0, len(ops))
+	for _, op := range ops {
+		parts = append(parts, fmt.Sprintf("%s %s %s %d%%", op.Table, op.Operation, op.State, op.ProgressPercentage))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// poll calls f every PollInterval until it reports done or fails. A state
+// that does not change for StateTimeout ends the attempt with a transient
+// ps_timeout error.
+func (a *attempt) poll(ctx context.Context, what string, f func(ctx context.Context) (state string, done bool, err error)) error {
+	last, since := "", time.Now()
+	for {
+		st, done, err := f(ctx)
+		if err != nil || done {
+			return err
+		}
+		if st != last {
+			if last != "" {
+				a.log.Info("state changed", "what", what, "from", last, "to", st)
+			}
+			last, since = st, time.Now()
+		} else if time.Since(since) >= a.e.opts.StateTimeout {
+			return &engine.RetryableError{Class: ClassStateTimeout,
+				Err: fmt.Errorf("planetscale: %s stayed %s for %s", what, st, a.e.opts.StateTimeout)}
+		}
+		if err := sleep(ctx, a.e.opts.PollInterval); err != nil {
+			return err
+		}
+	}
+}
+
+// abandon closes the deploy request and deletes the branch after a
+// permanent failure. Best effort: failures are logged.
+func (a *attempt) abandon(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if v := a.state[StateDeployRequest]; v != "" {
+		if num, err := strconv.ParseUint(v, 10, 64); err == nil {
+			err := a.api(ctx, "close deploy request", func(ctx context.Context, c *planetscale.Client, org, db string) error {
+				dr, err := c.DeployRequests.Get(ctx, &planetscale.GetDeployRequestRequest{Organization: org, Database: db, Number: num})
+				if err != nil || dr.State != "open" {
+					return err
+				}
+				_, err = c.DeployRequests.CloseDeploy(ctx, &planetscale.CloseDeployRequestRequest{Organization: org, Database: db, Number: num})
+				return err
+			})
+			if err != nil {
+				a.log.Warn("could not close the deploy request", "number", num, "err", err)
+			}
+		}
+	}
+	if b := a.state[StateBranch]; b != "" && b != a.e.cfg.Branch {
+		if err := a.deleteBranch(ctx, b); err != nil {
+			a.log.Warn("could not delete the branch", "branch", b, "err", err)
+		}
+	}
+}
