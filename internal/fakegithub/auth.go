@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -190,10 +191,9 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var opts github.InstallationTokenOptions
-	if r.ContentLength != 0 {
-		if !decodeBody(w, r, &opts) {
-			return
-		}
+	if err := json.NewDecoder(r.Body).Decode(&opts); err != nil && !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, "Problems parsing JSON", docTokens)
+		return
 	}
 	t := token{installationID: id, expires: time.Now().Add(time.Hour)}
 	if len(opts.Repositories) > 0 || len(opts.RepositoryIDs) > 0 {

@@ -73,8 +73,8 @@ func Fixture(name string) ([]byte, error) {
 // Deletion, as a value in Edit's edits, removes the key instead of setting it.
 type Deletion struct{}
 
-// Edit sets dotted paths in a JSON payload, creating missing objects on the
-// way, and returns the re-encoded payload. A path segment that is a number
+// Edit sets dotted paths in a JSON payload, creating missing (or null)
+// objects on the way, and returns the re-encoded payload. A path segment that is a number
 // indexes an array. Paths are applied in sorted order, so a parent is set
 // before its children. A Deletion value removes the key.
 //
@@ -115,15 +115,16 @@ func set(node any, parts []string, v any) error {
 			}
 			return nil
 		}
-		child, ok := n[head].(map[string]any)
-		if !ok {
-			if arr, isArr := n[head].([]any); isArr {
-				return set(arr, rest, v)
-			}
-			child = map[string]any{}
-			n[head] = child
+		switch child := n[head].(type) {
+		case map[string]any, []any:
+			return set(child, rest, v)
+		case nil:
+			m := map[string]any{}
+			n[head] = m
+			return set(m, rest, v)
+		default:
+			return fmt.Errorf("%q holds %v, not an object", head, child)
 		}
-		return set(child, rest, v)
 	case []any:
 		i, err := strconv.Atoi(head)
 		if err != nil || i < 0 || i >= len(n) {
