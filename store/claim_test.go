@@ -113,6 +113,11 @@ func TestClaimOrderAndStates(t *testing.T) {
 	if as, err := s.Claim(ctx, ClaimOptions{Owner: "w", ApplyID: later}); err != nil || len(as) != 0 {
 		t.Fatalf("claim of a not-yet-due apply by id: %v %v", as, err)
 	}
+	// The claim's SELECT goes through (state, next_attempt_at, id).
+	if k := explainKey(t, s, `SELECT id FROM tern_applies WHERE state = 'pending' AND next_attempt_at <= UTC_TIMESTAMP(6)
+ ORDER BY next_attempt_at, id LIMIT 10 FOR UPDATE SKIP LOCKED`); k != "tern_applies_due" {
+		t.Fatalf("the claim's SELECT uses index %q, want tern_applies_due", k)
+	}
 	as, err = s.Claim(ctx, ClaimOptions{Owner: "w", Limit: 2})
 	if err != nil || len(as) != 2 || as[0].Environment != "p-0" || as[1].Environment != "p-1" {
 		t.Fatalf("claim in due order: %v %v", as, err)
