@@ -25,6 +25,7 @@ import (
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/google/go-github/v60/github"
 
+	"github.com/ternhq/tern/apply"
 	"github.com/ternhq/tern/config"
 	"github.com/ternhq/tern/metrics"
 	"github.com/ternhq/tern/plan"
@@ -37,10 +38,23 @@ type Runner interface {
 	Run(ctx context.Context, a *store.Apply) (*store.Apply, error)
 }
 
-// Planner plans a desired schema against the live schema of one
+// targetPlanner plans a desired schema against the live schema of one
 // (repository, database, environment) target.
-type Planner interface {
-	Plan(ctx context.Context, repo, database, env string, d *plan.Desired) (*plan.Plan, error)
+type targetPlanner struct {
+	targets apply.Targets
+	planner *plan.Planner
+}
+
+func (p targetPlanner) Plan(ctx context.Context, repo, database, env string, d *plan.Desired) (*plan.Plan, error) {
+	t, err := p.targets.Target(ctx, repo, database, env)
+	if err != nil {
+		return nil, fmt.Errorf("target %s/%s: %w", database, env, err)
+	}
+	live, err := t.Engine.Live(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s/%s: %w", database, env, err)
+	}
+	return p.planner.Plan(ctx, d, live, t.Shadow)
 }
 
 // Options configures a Bot.
@@ -49,10 +63,14 @@ type Options struct {
 	Config *config.Config
 	// Store is the ledger.
 	Store *store.Store
-	// Runner runs applies claimed by the workers.
+	// Runner runs applies claimed by the workers (an *apply.Runner). Set
+	// its Listener to the Bot so that progress shows on the PR.
 	Runner Runner
-	// Planner plans against configured targets.
-	Planner Planner
+	// Targets resolves (repository, database, environment) to an engine
+	// and a shadow server, for planning.
+	Targets apply.Targets
+	// Planner plans. Default: a zero plan.Planner.
+	Planner *plan.Planner
 	// Logger receives the bot's log. Default slog.Default().
 	Logger *slog.Logger
 	// HTTPClient is used for GitHub calls; its Transport is wrapped with
@@ -75,7 +93,7 @@ type Bot struct {
 	cfg     *config.Config
 	st      *store.Store
 	runner  Runner
-	planner Planner
+	planner targetPlanner
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	secret  []byte
@@ -102,8 +120,11 @@ const maxBody = 25 << 20
 
 // New checks the options and builds the App's GitHub authentication.
 func New(opts Options) (*Bot, error) {
-	if opts.Config == nil || opts.Store == nil || opts.Runner == nil || opts.Planner == nil {
-		return nil, errors.New("bot: Config, Store, Runner and Planner are required")
+	if opts.Config == nil || opts.Store == nil || opts.Runner == nil || opts.Targets == nil {
+		return nil, errors.New("bot: Config, Store, Runner and Targets are required")
+	}
+	if opts.Planner == nil {
+		opts.Planner = &plan.Planner{Logger: opts.Logger}
 	}
 	cfg := opts.Config
 	if err := cfg.RequireGitHub(); err != nil {
@@ -147,7 +168,7 @@ func New(opts Options) (*Bot, error) {
 		cfg:            cfg,
 		st:             opts.Store,
 		runner:         opts.Runner,
-		planner:        opts.Planner,
+		planner:        targetPlanner{targets: opts.Targets, planner: opts.Planner},
 		log:            log,
 		metrics:        m,
 		secret:         []byte(cfg.GitHub.WebhookSecret),
@@ -282,5 +303,13 @@ func (b *Bot) runApply(ctx context.Context, a *store.Apply) {
 func (b *Bot) reportQuiet(ctx context.Context, a *store.Apply) {
 	if err := b.Reporter().Report(ctx, a); err != nil && ctx.Err() == nil {
 		b.log.Warn("report apply to GitHub", "apply", a.ID, "err", err)
+	}
+}
+
+// ApplyEvent implements apply.Listener: each step of an attempt is shown on
+// the pull request at once.
+func (b *Bot) ApplyEvent(ctx context.Context, e apply.Event) {
+	if e.Apply != nil {
+		b.reportQuiet(ctx, e.Apply)
 	}
 }
