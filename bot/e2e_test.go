@@ -167,7 +167,10 @@ recovery:
 
 type testWriter struct{ t *testing.T }
 
-func (w *testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // deliver sends a signed delivery and waits until it was processed.
 func (h *harness) deliver(event string, body []byte) string {
@@ -578,4 +581,3 @@ func TestWebhookSignatureAndRedelivery(t *testing.T) {
 		}
 	}
 }
-
