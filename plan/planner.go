@@ -193,7 +193,7 @@ func diffHints() *schemadiff.DiffHints {
 }
 
 func statementOf(d schemadiff.EntityDiff) Statement {
-	s := Statement{Table: d.EntityName(), DDL: d.StatementString()}
+	s := Statement{Table: d.EntityName(), DDL: d.CanonicalStatementString()}
 	switch d.(type) {
 	case *schemadiff.CreateTableEntityDiff:
 		s.Kind = KindCreate
