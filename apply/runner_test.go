@@ -642,3 +642,40 @@ func TestCompare(t *testing.T) {
 		})
 	}
 }
+
+// TestRunLeaseLost: another worker takes the apply over while the DDL
+// waits; the lease keeper notices, the attempt stops, and the runner
+// writes nothing more.
+func TestRunLeaseLost(t *testing.T) {
+	f := newFixture(t, 10*time.Minute, liveT)
+	a := f.createApply(f.plan(desired), 5)
+	f.holdMetadataLock("t")
+	f.runner.Policy.Lease = time.Second
+	claimed := f.claim(a.ID, time.Minute)
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.runner.Run(f.ctx, claimed)
+		done <- err
+	}()
+	waitForDDL(t, f.live, f.name)
+	if _, err := f.store.DB().Exec("UPDATE tern_applies SET lease_token = 'stolen' WHERE id = ?", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Run = %v, want a lost lease", err)
+	}
+	cur, err := f.store.Apply(f.ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.State != store.Running || cur.LeaseToken != "stolen" {
+		t.Errorf("apply %s token %q: the runner wrote after losing its lease", cur.State, cur.LeaseToken)
+	}
+	if s := taskStates(f.tasks(a.ID)); s != "running,pending" {
+		t.Errorf("tasks %s, want running,pending", s)
+	}
+	if f.listener.String() != "started" {
+		t.Errorf("events %q", f.listener)
+	}
+}
