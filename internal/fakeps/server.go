@@ -175,7 +175,7 @@ func New(opts Options) (*Server, error) {
 	}
 	now := time.Now().UTC()
 	s.branches[opts.MainBranch] = &branch{
-		ID: randHex(6), Name: opts.MainBranch, DB: mainDB, Production: true, CreatedAt: now,
+		ID: randHex(6), Name: opts.MainBranch, DB: mainDB, Production: true, Ready: true, CreatedAt: now,
 	}
 	s.proxy, err = newProxy(cfg.Addr, s.route, logger)
 	if err != nil {

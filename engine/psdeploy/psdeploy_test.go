@@ -1,0 +1,494 @@
+package psdeploy_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ternhq/tern/config"
+	"github.com/ternhq/tern/engine"
+	"github.com/ternhq/tern/engine/psdeploy"
+	"github.com/ternhq/tern/internal/fakeps"
+	"github.com/ternhq/tern/internal/testdb"
+)
+
+const (
+	tokenID = "svc-token-id"
+	token   = "pscale_tkn_SECRET_do_not_leak"
+)
+
+// recorder keeps task states and resume state in memory, enforcing the
+// ledger's task transitions so double starts or unstarted finishes fail.
+type recorder struct {
+	mu     sync.Mutex
+	tasks  map[int]string
+	state  map[string]string
+	done   []int
+	onSave func(key, value string) error
+}
+
+func newRecorder(tasks []engine.Task) *recorder {
+	r := &recorder{tasks: map[int]string{}, state: map[string]string{}}
+	for _, t := range tasks {
+		r.tasks[t.Seq] = "pending"
+	}
+	return r
+}
+
+func (r *recorder) TaskStarted(_ context.Context, seq int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s := r.tasks[seq]; s != "pending" && s != "failed_retryable" {
+		return fmt.Errorf("task %d: start from %q not allowed", seq, s)
+	}
+	r.tasks[seq] = "running"
+	return nil
+}
+
+func (r *recorder) TaskDone(_ context.Context, seq int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.tasks[seq] != "running" {
+		return fmt.Errorf("task %d: done from %q not allowed", seq, r.tasks[seq])
+	}
+	r.tasks[seq] = "completed"
+	r.done = append(r.done, seq)
+	return nil
+}
+
+func (r *recorder) SaveState(_ context.Context, key, value string) error {
+	r.mu.Lock()
+	hook := r.onSave
+	r.mu.Unlock()
+	if hook != nil {
+		if err := hook(key, value); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.state[key] = value
+	return nil
+}
+
+// endAttempt does what the ledger does when an attempt fails transiently.
+func (r *recorder) endAttempt() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for seq, s := range r.tasks {
+		if s == "running" {
+			r.tasks[seq] = "failed_retryable"
+		}
+	}
+}
+
+func (r *recorder) job(tasks []engine.Task, attempt int) engine.Job {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := map[string]string{}
+	for k, v := range r.state {
+		st[k] = v
+	}
+	return engine.Job{ApplyID: 7, Attempt: attempt, Repository: "acme/shop", PR: 3, Tasks: tasks, EngineState: st}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type env struct {
+	srv  *fakeps.Server
+	eng  *psdeploy.Engine
+	cfg  config.PlanetScale
+	main *sql.DB
+	logs *syncBuffer
+	log  *slog.Logger
+}
+
+func setup(t *testing.T, opts psdeploy.Options) *env {
+	t.Helper()
+	testdb.Server(t)
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := fakeps.New(fakeps.Options{
+		ServerDSN: testdb.ServerDSN(), Organization: "acme", Database: "shop",
+		ServiceTokenID: tokenID, ServiceToken: token, BranchReadyAfter: 1, StepPolls: 1, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	off := false
+	cfg := config.PlanetScale{
+		Organization: "acme", Database: "shop", Branch: "main",
+		ServiceTokenID: tokenID, ServiceToken: token, APIURL: srv.URL, TLS: &off,
+	}
+	if opts.PollInterval == 0 {
+		opts.PollInterval = time.Millisecond
+	}
+	opts.Logger = logger
+	eng, err := psdeploy.New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	main, err := sql.Open("mysql", srv.MainDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { main.Close() })
+	if _, err := main.Exec("CREATE TABLE users (id BIGINT PRIMARY KEY, name VARCHAR(50))"); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{srv: srv, eng: eng, cfg: cfg, main: main, logs: logs, log: logger}
+	t.Cleanup(func() { e.checkNoSecrets(t, nil) })
+	return e
+}
+
+// checkNoSecrets fails when the token or a branch password appears in the
+// logs or in err.
+func (e *env) checkNoSecrets(t *testing.T, err error) {
+	t.Helper()
+	texts := map[string]string{"logs": e.logs.String()}
+	if err != nil {
+		texts["error"] = err.Error()
+	}
+	for where, s := range texts {
+		for _, secret := range []string{token, "pscale_pw_"} {
+			if strings.Contains(s, secret) {
+				t.Errorf("%s contain a secret (%q)", where, secret)
+			}
+		}
+	}
+}
+
+func (e *env) columns(t *testing.T, table string) []string {
+	t.Helper()
+	rows, err := e.main.Query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION", table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		rows.Scan(&c)
+		out = append(out, c)
+	}
+	return out
+}
+
+// checkApplied asserts that main has the tasks' changes, made through
+// exactly one deploy request deployed once, and that nothing was left
+// behind.
+func (e *env) checkApplied(t *testing.T, rec *recorder) {
+	t.Helper()
+	if got := e.columns(t, "users"); !slices.Equal(got, []string{"id", "name", "email"}) {
+		t.Errorf("main users columns = %v, want id name email", got)
+	}
+	if got := e.columns(t, "orders"); !slices.Equal(got, []string{"id", "user_id"}) {
+		t.Errorf("main orders columns = %v, want id user_id", got)
+	}
+	if n := e.srv.DeployRequestsCreated(); n != 1 {
+		t.Errorf("deploy requests created = %d, want 1", n)
+	}
+	if n := e.srv.Deploys(); n != 1 {
+		t.Errorf("deploys = %d, want 1", n)
+	}
+	if !slices.Equal(rec.done, []int{1, 2}) {
+		t.Errorf("tasks done = %v, want [1 2]", rec.done)
+	}
+	if b := e.srv.Branches(); !slices.Equal(b, []string{"main"}) {
+		t.Errorf("branches left = %v, want [main]", b)
+	}
+	if n := e.srv.Passwords(); n != 0 {
+		t.Errorf("passwords left = %d, want 0", n)
+	}
+}
+
+func tasks() []engine.Task {
+	return []engine.Task{
+		{Seq: 1, Table: "users", Kind: "alter", DDL: "ALTER TABLE users ADD COLUMN email VARCHAR(100);"},
+		{Seq: 2, Table: "orders", Kind: "create", DDL: "CREATE TABLE orders (id BIGINT PRIMARY KEY, user_id BIGINT)"},
+	}
+}
+
+func TestApplyHappyPath(t *testing.T) {
+	e := setup(t, psdeploy.Options{})
+	ts := tasks()
+	rec := newRecorder(ts)
+	err := e.eng.Apply(context.Background(), rec.job(ts, 1), rec)
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	e.checkApplied(t, rec)
+	if rec.state[psdeploy.StateDeployRequest] != "1" || rec.state[psdeploy.StateBranch] == "" {
+		t.Errorf("saved state %v lacks the branch or deploy request", rec.state)
+	}
+	for k, v := range rec.state {
+		if strings.Contains(v, "pscale_pw_") || strings.Contains(v, token) {
+			t.Errorf("saved state %s holds a secret", k)
+		}
+	}
+}
+
+func TestApplyNoTasks(t *testing.T) {
+	e := setup(t, psdeploy.Options{})
+	rec := newRecorder(nil)
+	if err := e.eng.Apply(context.Background(), rec.job(nil, 1), rec); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.srv.Requests(fakeps.RouteCreateBranch); n != 0 {
+		t.Errorf("made %d branches for nothing", n)
+	}
+}
+
+func TestTransientFaultsRetry(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault func(*fakeps.Server)
+		class string
+	}{
+		{"create branch 422", func(s *fakeps.Server) { s.FailNext(fakeps.RouteCreateBranch, 422, 1) }, psdeploy.ClassRetry},
+		{"get branch 500", func(s *fakeps.Server) { s.FailNext(fakeps.RouteGetBranch, 500, 1) }, psdeploy.ClassInternal},
+		{"create password 429", func(s *fakeps.Server) { s.FailNext(fakeps.RouteCreatePassword, 429, 1) }, psdeploy.ClassRateLimited},
+		{"create deploy request 503", func(s *fakeps.Server) { s.FailNext(fakeps.RouteCreateDeployRequest, 503, 1) }, psdeploy.ClassUnavailable},
+		{"list deploy requests 502", func(s *fakeps.Server) { s.FailNext(fakeps.RouteListDeployRequests, 502, 1) }, psdeploy.ClassUnavailable},
+		// A POST: net/http retries an idempotent GET on a dropped connection by itself.
+		{"create deploy request connection dropped", func(s *fakeps.Server) {
+			s.FailNext(fakeps.RouteCreateDeployRequest, fakeps.StatusDropConnection, 1)
+		}, engine.ClassConnectionLost},
+		{"deploy 422", func(s *fakeps.Server) { s.FailNext(fakeps.RouteDeploy, 422, 1) }, psdeploy.ClassRetry},
+		{"cutover 504", func(s *fakeps.Server) { s.FailNext(fakeps.RouteApplyDeploy, 504, 1) }, psdeploy.ClassUnavailable},
+		{"branch mysql connection refused", func(s *fakeps.Server) { s.DropMySQLConnections(1) }, engine.ClassConnectionLost},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, psdeploy.Options{})
+			ts := tasks()
+			rec := newRecorder(ts)
+			tt.fault(e.srv)
+			err := e.eng.Apply(context.Background(), rec.job(ts, 1), rec)
+			var te *engine.TaskError
+			if !errors.As(err, &te) || !engine.IsRetryable(err) || engine.Class(err) != tt.class {
+				t.Fatalf("first attempt: got %v (class %q, retryable %v), want a retryable TaskError of class %s",
+					err, engine.Class(err), engine.IsRetryable(err), tt.class)
+			}
+			e.checkNoSecrets(t, err)
+			if got := e.columns(t, "users"); len(got) != 2 {
+				t.Fatalf("main changed by a failed attempt: %v", got)
+			}
+			rec.endAttempt()
+			if err := e.eng.Apply(context.Background(), rec.job(ts, 2), rec); err != nil {
+				t.Fatalf("second attempt: %v", err)
+			}
+			e.checkApplied(t, rec)
+		})
+	}
+}
+
+func TestPermanentFaults(t *testing.T) {
+	badDDL := []engine.Task{
+		{Seq: 1, Table: "users", Kind: "alter", DDL: "ALTER TABLE users ADD COLUMN email VARCHAR(100)"},
+		{Seq: 2, Table: "orders", Kind: "create", DDL: "CREATE TABLE orders (id BIGINT PRIMARY KEY,"},
+	}
+	tests := []struct {
+		name    string
+		fault   func(*fakeps.Server)
+		badAuth bool
+		tasks   []engine.Task
+		class   string
+		seq     int
+	}{
+		{name: "wrong token", badAuth: true, class: psdeploy.ClassPermission, seq: 1},
+		{name: "branch not found", fault: func(s *fakeps.Server) { s.FailNext(fakeps.RouteGetBranch, 404, 1) }, class: psdeploy.ClassNotFound, seq: 1},
+		{name: "password invalid", fault: func(s *fakeps.Server) { s.FailNext(fakeps.RouteCreatePassword, 400, 1) }, class: psdeploy.ClassInvalid, seq: 1},
+		{name: "unauthorized", fault: func(s *fakeps.Server) { s.FailNext(fakeps.RouteCreateDeployRequest, 401, 1) }, class: psdeploy.ClassPermission, seq: 1},
+		{name: "deploy ends in error", fault: func(s *fakeps.Server) { s.FailNextDeploy(fakeps.DeployError) }, class: psdeploy.ClassDeployFailed, seq: 1},
+		{name: "schema conflict", fault: func(s *fakeps.Server) { s.FailNextDeploy(fakeps.SchemaConflict) }, class: psdeploy.ClassSchemaConflict, seq: 1},
+		{name: "bad DDL on branch", tasks: badDDL, class: engine.ClassSyntax, seq: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, psdeploy.Options{})
+			ts := tt.tasks
+			if ts == nil {
+				ts = tasks()
+			}
+			rec := newRecorder(ts)
+			eng := e.eng
+			if tt.badAuth {
+				cfg := e.cfg
+				cfg.ServiceToken = "wrong-" + token
+				var err error
+				if eng, err = psdeploy.New(cfg, psdeploy.Options{PollInterval: time.Millisecond, Logger: e.log}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.fault != nil {
+				tt.fault(e.srv)
+			}
+			err := eng.Apply(context.Background(), rec.job(ts, 1), rec)
+			var te *engine.TaskError
+			if !errors.As(err, &te) || engine.IsRetryable(err) || engine.Class(err) != tt.class || te.Seq != tt.seq {
+				t.Fatalf("got %v (class %q, retryable %v), want a permanent TaskError of class %s on task %d",
+					err, engine.Class(err), engine.IsRetryable(err), tt.class, tt.seq)
+			}
+			e.checkNoSecrets(t, err)
+			if got := e.columns(t, "users"); len(got) != 2 {
+				t.Errorf("main changed by a failed apply: %v", got)
+			}
+			if b := e.srv.Branches(); !slices.Equal(b, []string{"main"}) {
+				t.Errorf("branches left after a permanent failure = %v, want [main]", b)
+			}
+			if n := e.srv.Passwords(); n != 0 {
+				t.Errorf("passwords left = %d, want 0", n)
+			}
+		})
+	}
+}
+
+func TestCrashAfterDeployRequestResumes(t *testing.T) {
+	e := setup(t, psdeploy.Options{})
+	ts := tasks()
+	rec := newRecorder(ts)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec.onSave = func(key, _ string) error {
+		if key == psdeploy.StateDeployRequest {
+			cancel() // the worker dies right after the deploy request is recorded
+		}
+		return nil
+	}
+	err := e.eng.Apply(ctx, rec.job(ts, 1), rec)
+	if err == nil || !engine.IsRetryable(err) {
+		t.Fatalf("interrupted attempt: got %v, want a retryable error", err)
+	}
+	if n := e.srv.Deploys(); n != 0 {
+		t.Fatalf("deployed %d times before the crash, want 0", n)
+	}
+	rec.onSave = nil
+	rec.endAttempt()
+	if err := e.eng.Apply(context.Background(), rec.job(ts, 2), rec); err != nil {
+		t.Fatalf("resumed attempt: %v", err)
+	}
+	e.checkApplied(t, rec)
+	if n := e.srv.Requests(fakeps.RouteCreateBranch); n != 1 {
+		t.Errorf("branches created = %d, want 1 (the resumed attempt must reuse it)", n)
+	}
+}
+
+func TestLostRecordOfDeployRequestAdoptsIt(t *testing.T) {
+	e := setup(t, psdeploy.Options{})
+	ts := tasks()
+	rec := newRecorder(ts)
+	lost := errors.New("lease lost")
+	rec.onSave = func(key, _ string) error {
+		if key == psdeploy.StateDeployRequest {
+			return lost
+		}
+		return nil
+	}
+	err := e.eng.Apply(context.Background(), rec.job(ts, 1), rec)
+	var te *engine.TaskError
+	if !errors.Is(err, lost) || errors.As(err, &te) {
+		t.Fatalf("got %v, want the recorder's error as is", err)
+	}
+	rec.onSave = nil
+	rec.endAttempt()
+	if err := e.eng.Apply(context.Background(), rec.job(ts, 2), rec); err != nil {
+		t.Fatalf("resumed attempt: %v", err)
+	}
+	e.checkApplied(t, rec)
+}
+
+func TestHungDeployTimesOutThenResumes(t *testing.T) {
+	e := setup(t, psdeploy.Options{StateTimeout: 50 * time.Millisecond})
+	ts := tasks()
+	rec := newRecorder(ts)
+	e.srv.HangDeployState("in_progress")
+	err := e.eng.Apply(context.Background(), rec.job(ts, 1), rec)
+	if !engine.IsRetryable(err) || engine.Class(err) != psdeploy.ClassStateTimeout {
+		t.Fatalf("got %v (class %q), want retryable %s", err, engine.Class(err), psdeploy.ClassStateTimeout)
+	}
+	e.srv.HangDeployState("")
+	rec.endAttempt()
+	if err := e.eng.Apply(context.Background(), rec.job(ts, 2), rec); err != nil {
+		t.Fatalf("resumed attempt: %v", err)
+	}
+	e.checkApplied(t, rec)
+}
+
+func TestLiveReadsMainThroughDATABASE(t *testing.T) {
+	e := setup(t, psdeploy.Options{})
+	db, err := e.eng.Live(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cur string
+	if err := db.QueryRow("SELECT DATABASE()").Scan(&cur); err != nil {
+		t.Fatal(err)
+	}
+	if cur != e.srv.MainDatabase() {
+		t.Fatalf("live pool is on %q, want the main branch %q", cur, e.srv.MainDatabase())
+	}
+	if _, err := db.Exec("CREATE TABLE nope (id INT PRIMARY KEY)"); err == nil {
+		t.Error("the live pool could change the schema")
+	}
+	if err := e.eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.srv.Passwords(); n != 0 {
+		t.Errorf("passwords left after Close = %d", n)
+	}
+}
+
+func TestClassifyByStatus(t *testing.T) {
+	// 5xx and 4xx answers whose body carries no code the client knows are
+	// judged by their HTTP status.
+	tests := []struct {
+		status    int
+		class     string
+		retryable bool
+	}{
+		{http.StatusInternalServerError, psdeploy.ClassInternal, true},
+		{http.StatusTooManyRequests, psdeploy.ClassRateLimited, true},
+		{http.StatusBadGateway, psdeploy.ClassUnavailable, true},
+		{http.StatusForbidden, psdeploy.ClassPermission, false},
+		{http.StatusConflict, psdeploy.ClassInvalid, false},
+	}
+	for _, tt := range tests {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			e := setup(t, psdeploy.Options{})
+			e.srv.FailNext(fakeps.RouteCreateBranch, tt.status, 1)
+			ts := tasks()
+			rec := newRecorder(ts)
+			err := e.eng.Apply(context.Background(), rec.job(ts, 1), rec)
+			if engine.Class(err) != tt.class || engine.IsRetryable(err) != tt.retryable {
+				t.Fatalf("got %v (class %q, retryable %v), want %s retryable=%v", err, engine.Class(err), engine.IsRetryable(err), tt.class, tt.retryable)
+			}
+		})
+	}
+}
