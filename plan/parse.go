@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	vtlog "vitess.io/vitess/go/vt/log"
+	"vitess.io/vitess/go/vt/schemadiff"
 	"vitess.io/vitess/go/vt/sqlparser"
 )
 
@@ -133,6 +134,10 @@ func Parse(files []File) (*Desired, error) {
 // newDesired sorts tables and computes the hash.
 func newDesired(p *sqlparser.Parser, tables []Table) (*Desired, error) {
 	sort.Slice(tables, func(i, j int) bool { return tables[i].Name < tables[j].Name })
+	env, err := newEnv()
+	if err != nil {
+		return nil, err
+	}
 	h := sha256.New()
 	for _, t := range tables {
 		st, err := splitStatements(t.SQL)
@@ -143,16 +148,21 @@ func newDesired(p *sqlparser.Parser, tables []Table) (*Desired, error) {
 		if err != nil {
 			return nil, fmt.Errorf("table %s: %w", t.Name, err)
 		}
-		h.Write([]byte(normalized(ct)))
+		h.Write([]byte(normalized(env, ct)))
 		h.Write([]byte{0})
 	}
 	return &Desired{Tables: tables, Hash: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// normalized renders a parsed CREATE TABLE canonically, without comments.
-func normalized(ct *sqlparser.CreateTable) string {
+// normalized renders a parsed CREATE TABLE canonically, without comments,
+// after schemadiff's normalization (type case, display widths, implied
+// NULLs), so that spellings of the same table hash alike.
+func normalized(env *schemadiff.Environment, ct *sqlparser.CreateTable) string {
 	c := sqlparser.Clone(ct)
 	c.Comments = nil
+	if e, err := schemadiff.NewCreateTableEntity(env, c); err == nil {
+		return e.Create().CanonicalStatementString()
+	}
 	return sqlparser.CanonicalString(c)
 }
 
@@ -167,7 +177,8 @@ func vetStatement(p *sqlparser.Parser, st rawStatement) (*sqlparser.CreateTable,
 		line := st.Line
 		var pe sqlparser.PositionedErr
 		if errors.As(err, &pe) && pe.Pos > 0 {
-			pos := min(pe.Pos, len(st.Expanded))
+			// Pos is just past the offending token.
+			pos := max(0, min(pe.Pos-len(pe.Near)-1, len(st.Expanded)))
 			line += strings.Count(st.Expanded[:pos], "\n")
 			if pe.Near != "" {
 				return nil, line, fmt.Errorf("syntax error near %q", pe.Near)
