@@ -492,3 +492,48 @@ func TestClassifyByStatus(t *testing.T) {
 		})
 	}
 }
+
+func TestHungBranchTimesOutThenResumes(t *testing.T) {
+	e := setup(t, psdeploy.Options{StateTimeout: 50 * time.Millisecond})
+	ts := tasks()
+	rec := newRecorder(ts)
+	e.srv.HangBranches(true)
+	err := e.eng.Apply(context.Background(), rec.job(ts, 1), rec)
+	if !engine.IsRetryable(err) || engine.Class(err) != psdeploy.ClassStateTimeout {
+		t.Fatalf("got %v (class %q), want retryable %s", err, engine.Class(err), psdeploy.ClassStateTimeout)
+	}
+	e.srv.HangBranches(false)
+	rec.endAttempt()
+	if err := e.eng.Apply(context.Background(), rec.job(ts, 2), rec); err != nil {
+		t.Fatalf("resumed attempt: %v", err)
+	}
+	e.checkApplied(t, rec)
+	if n := e.srv.Requests(fakeps.RouteCreateBranch); n != 1 {
+		t.Errorf("branches created = %d, want 1 (the resumed attempt must wait for the same branch)", n)
+	}
+}
+
+func TestDDLInDoubtReplacesBranch(t *testing.T) {
+	e := setup(t, psdeploy.Options{})
+	ts := tasks()
+	rec := newRecorder(ts)
+	lost := errors.New("lease lost")
+	rec.onSave = func(key, value string) error {
+		if key == psdeploy.StateBranchDone && value == "1" {
+			return lost // task 1's DDL ran on the branch, but that was never recorded
+		}
+		return nil
+	}
+	if err := e.eng.Apply(context.Background(), rec.job(ts, 1), rec); !errors.Is(err, lost) {
+		t.Fatalf("got %v, want the recorder's error", err)
+	}
+	rec.onSave = nil
+	rec.endAttempt()
+	if err := e.eng.Apply(context.Background(), rec.job(ts, 2), rec); err != nil {
+		t.Fatalf("resumed attempt: %v", err)
+	}
+	e.checkApplied(t, rec)
+	if n := e.srv.Requests(fakeps.RouteCreateBranch); n != 2 {
+		t.Errorf("branches created = %d, want 2 (a branch with DDL in doubt is replaced)", n)
+	}
+}
