@@ -11,10 +11,14 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/ternhq/tern/apply"
+	"github.com/ternhq/tern/bot"
 	"github.com/ternhq/tern/config"
 	"github.com/ternhq/tern/internal/actions"
+	"github.com/ternhq/tern/plan"
 	"github.com/ternhq/tern/recovery"
 	"github.com/ternhq/tern/store"
+	"github.com/ternhq/tern/targets"
 )
 
 // recoverDeps are the pieces of a pass beyond the ledger: the runner, and
@@ -35,11 +39,24 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 // productionDeps wires the apply runner over the configured targets and the
-// GitHub App.
+// GitHub App, which reports to pull requests and checks for closed ones. The
+// runner reports each step of an attempt through the App as it happens;
+// the pass then reports every apply it touched once more and retries what
+// did not reach GitHub.
 func productionDeps(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*recoverDeps, error) {
-	// The targets, apply runner and bot packages are being built alongside
-	// this command; until they are wired here a pass cannot run applies.
-	return nil, errors.New("this build of tern has no apply runner wired into `tern recover` yet")
+	if err := cfg.RequireGitHub(); err != nil {
+		return nil, fmt.Errorf("tern recover reports to pull requests as the GitHub App: %w", err)
+	}
+	ts := targets.New(cfg, log)
+	planner := &plan.Planner{Logger: log}
+	runner := &apply.Runner{Store: st, Targets: ts, Planner: planner, Policy: apply.PolicyFromConfig(cfg.Recovery), Logger: log}
+	b, err := bot.New(bot.Options{Config: cfg, Store: st, Runner: runner, Targets: ts, Planner: planner, Logger: log})
+	if err != nil {
+		ts.Close()
+		return nil, fmt.Errorf("github app: %w", err)
+	}
+	runner.Listener = b
+	return &recoverDeps{runner: runner, reporter: b.Reporter(), prs: b, close: func() { ts.Close() }}, nil
 }
 
 // recoverMain runs `tern recover` with its environment and dependencies

@@ -227,3 +227,18 @@ func TestRecoverCannotRun(t *testing.T) {
 		})
 	}
 }
+
+// Without the GitHub App's credentials the production wiring refuses to
+// run (a pass must be able to report), naming the missing key.
+func TestRecoverProductionNeedsGitHub(t *testing.T) {
+	dsn, _ := testdb.New(t, "cmdrecover")
+	path := filepath.Join(t.TempDir(), "tern.yaml")
+	if err := os.WriteFile(path, []byte("store:\n  dsn: "+dsn+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := recoverMain(context.Background(), []string{"--config", path}, &stdout, &stderr, func(string) string { return "" }, productionDeps)
+	if code != 1 || !strings.Contains(stderr.String(), "github.app_id: required") {
+		t.Errorf("exit %d stderr %q, want 1 and github.app_id: required", code, stderr.String())
+	}
+}
