@@ -367,11 +367,10 @@ func TestFinishApplyFailedCancelsTasks(t *testing.T) {
 
 	// Exhausted: attempt 1 of max 1.
 	p := savePlan(t, s, "acme/shop", 2, "shop", "production", 2)
-	b, err := s.CreateApply(ctx, p, "alice", false, 1)
-	if err != nil {
+	if _, err := s.CreateApply(ctx, p, "alice", false, 1); err != nil {
 		t.Fatal(err)
 	}
-	b = mustClaim(t, s, "w1")
+	b := mustClaim(t, s, "w1")
 	s.StartTask(ctx, b, 1)
 	s.FailTask(ctx, b, 1, FailedRetryable, "deadlock", "Deadlock found")
 	if _, err := s.FinishApply(ctx, b, FailedRetryable, "deadlock", "Deadlock found", time.Hour); err != nil {

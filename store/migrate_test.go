@@ -182,17 +182,18 @@ func TestMigrateProcesses(t *testing.T) {
 	}
 }
 
-// TestOpenSession: Open forces UTC and keeps the user's own parameters.
+// TestOpenSession: Open forces UTC and READ COMMITTED sessions and keeps
+// the user's own parameters. (tx_isolation: the test server is MariaDB.)
 func TestOpenSession(t *testing.T) {
 	dsn, _ := testdb.New(t, "open")
 	s := openStore(t, dsn+"&wait_timeout=1234")
-	var tz string
+	var tz, iso string
 	var wait int
-	if err := s.DB().QueryRow(`SELECT @@session.time_zone, @@session.wait_timeout`).Scan(&tz, &wait); err != nil {
+	if err := s.DB().QueryRow(`SELECT @@session.time_zone, @@session.wait_timeout, @@session.tx_isolation`).Scan(&tz, &wait, &iso); err != nil {
 		t.Fatal(err)
 	}
-	if tz != "+00:00" || wait != 1234 {
-		t.Fatalf("session time_zone %q wait_timeout %d; want +00:00 and 1234", tz, wait)
+	if tz != "+00:00" || wait != 1234 || iso != "READ-COMMITTED" {
+		t.Fatalf("session time_zone %q wait_timeout %d isolation %s; want +00:00, 1234, READ-COMMITTED", tz, wait, iso)
 	}
 	if _, err := Open(context.Background(), "root@tcp(127.0.0.1:3306)/"); err == nil {
 		t.Fatal("Open accepted a DSN without a database")

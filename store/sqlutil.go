@@ -26,7 +26,8 @@ func isDuplicateKey(err error) bool {
 // returns nil. Every write path of the store goes through here, so no
 // transaction holds gap locks that would block claimers.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	// Sessions are READ COMMITTED already (see Open).
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -65,15 +66,16 @@ const applyCols = `id, plan_id, repository, pr, head_sha, installation_id, datab
 
 type rowScanner interface{ Scan(dest ...any) error }
 
-func scanApply(r rowScanner) (*Apply, error) {
+// scanApply reads one row of applyCols, then any extra columns into extra.
+func scanApply(r rowScanner, extra ...any) (*Apply, error) {
 	var a Apply
 	var lease, finished sql.NullTime
 	var engineState string
-	err := r.Scan(&a.ID, &a.PlanID, &a.Repository, &a.PR, &a.HeadSHA, &a.InstallationID, &a.Database,
+	dest := []any{&a.ID, &a.PlanID, &a.Repository, &a.PR, &a.HeadSHA, &a.InstallationID, &a.Database,
 		&a.Environment, &a.DesiredHash, &a.State, &a.Attempt, &a.MaxAttempts, &a.Rescues, &a.NextAttemptAt,
 		&a.LeaseOwner, &a.LeaseToken, &lease, &a.LastError, &a.ErrorClass, &a.RequestedBy, &a.AllowUnsafe,
-		&engineState, &a.Version, &a.ReportedVersion, &a.CreatedAt, &a.UpdatedAt, &finished)
-	if err != nil {
+		&engineState, &a.Version, &a.ReportedVersion, &a.CreatedAt, &a.UpdatedAt, &finished}
+	if err := r.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
 	a.LeaseExpiresAt = lease.Time
