@@ -2,12 +2,262 @@ package main
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/ternhq/tern/config"
+	"github.com/ternhq/tern/plan"
 )
 
-// runPlan is a placeholder until the plan command lands.
+// Exit codes of tern plan.
+const (
+	planNoChanges = 0
+	planError     = 1
+	planChanges   = 2
+)
+
+// planArgs are tern plan's flags.
+type planArgs struct {
+	config, dir, database, env, repo string
+	json                             bool
+}
+
+// runPlan plans a local checkout against a configured target:
+// tern plan --config FILE --dir CHECKOUT -d DB -e ENV [--repo OWNER/NAME] [--json].
+// It exits 0 when there is nothing to change, 2 when there is, 1 on error.
 func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "tern plan: not built yet")
-	return 1
+	a, err := parsePlanArgs(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return planNoChanges
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tern plan: %v\n", err)
+		return planError
+	}
+	p, target, err := planCheckout(ctx, a)
+	if err != nil {
+		fmt.Fprintf(stderr, "tern plan: %v\n", err)
+		return planError
+	}
+	if a.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(p); err != nil {
+			fmt.Fprintf(stderr, "tern plan: %v\n", err)
+			return planError
+		}
+	} else {
+		printPlan(stdout, target, p)
+	}
+	if p.HasChanges() {
+		return planChanges
+	}
+	return planNoChanges
+}
+
+// parsePlanArgs parses flags wherever they are; a positional argument is an
+// error.
+func parsePlanArgs(args []string, stderr io.Writer) (planArgs, error) {
+	var a planArgs
+	fs, cfg := newFlags("plan", stderr)
+	fs.StringVar(&a.dir, "dir", ".", "the repository checkout `DIR` holding tern.yaml")
+	fs.StringVar(&a.database, "database", "", "the `DB` of tern.yaml to plan (required)")
+	fs.StringVar(&a.database, "d", "", "short for --database")
+	fs.StringVar(&a.env, "env", "", "the `ENV`ironment whose target to plan against (required)")
+	fs.StringVar(&a.env, "e", "", "short for --env")
+	fs.StringVar(&a.repo, "repo", "", "the `OWNER/NAME` of the target; default: the only target for DB and ENV")
+	fs.BoolVar(&a.json, "json", false, "print the plan as JSON")
+	// flag stops at the first non-flag argument: parse on past it, so
+	// that flags after it still count.
+	var extra []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			return a, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		extra = append(extra, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if len(extra) > 0 {
+		return a, fmt.Errorf("unexpected argument %q (flags: --dir CHECKOUT -d DB -e ENV [--repo OWNER/NAME] [--json])", extra[0])
+	}
+	a.config = *cfg
+	switch {
+	case a.database == "":
+		return a, errors.New("-d DB is required")
+	case a.env == "":
+		return a, errors.New("-e ENV is required")
+	}
+	return a, nil
+}
+
+// planTarget names what a plan was made for.
+type planTarget struct {
+	repo, database, env, schemaDir, live string
+}
+
+// planCheckout reads the checkout and the config, connects to the target
+// and plans.
+func planCheckout(ctx context.Context, a planArgs) (*plan.Plan, planTarget, error) {
+	cfg, err := loadConfig(a.config)
+	if err != nil {
+		return nil, planTarget{}, err
+	}
+	repoFile := filepath.Join(a.dir, config.RepoFile)
+	b, err := os.ReadFile(repoFile)
+	if err != nil {
+		return nil, planTarget{}, fmt.Errorf("read %s: %w", config.RepoFile, err)
+	}
+	repo, err := config.ParseRepo(b)
+	if err != nil {
+		return nil, planTarget{}, err
+	}
+	db, ok := repo.Database(a.database)
+	if !ok {
+		var names []string
+		for _, d := range repo.Databases {
+			names = append(names, d.Name)
+		}
+		return nil, planTarget{}, fmt.Errorf("database %q is not in %s (it lists: %s)", a.database, config.RepoFile, strings.Join(names, ", "))
+	}
+	if !contains(db.Environments, a.env) {
+		return nil, planTarget{}, fmt.Errorf("environment %q is not listed for database %s in %s (it lists: %s)", a.env, db.Name, config.RepoFile, strings.Join(db.Environments, ", "))
+	}
+	t, err := findTarget(cfg, a.repo, a.database, a.env)
+	if err != nil {
+		return nil, planTarget{}, err
+	}
+	if t.PlanetScale != nil {
+		return nil, planTarget{}, fmt.Errorf("target %s %s %s is a PlanetScale database: not supported by tern plan yet (plan it from a pull request)", t.Repository, t.Database, t.Environment)
+	}
+	desired, err := plan.LoadDir(a.dir, db.SchemaDir)
+	if err != nil {
+		return nil, planTarget{}, err
+	}
+	live, shadow, schema, err := openTarget(t)
+	if err != nil {
+		return nil, planTarget{}, err
+	}
+	defer live.Close()
+	defer shadow.Close()
+	p, err := (&plan.Planner{}).Plan(ctx, desired, live, shadow)
+	if err != nil {
+		return nil, planTarget{}, err
+	}
+	return p, planTarget{repo: t.Repository, database: db.Name, env: a.env, schemaDir: db.SchemaDirClean(), live: schema}, nil
+}
+
+// findTarget finds the target for (repo, database, env); with repo empty,
+// the only target for database and env.
+func findTarget(cfg *config.Config, repo, database, env string) (*config.Target, error) {
+	if repo != "" {
+		t, ok := cfg.Target(repo, database, env)
+		if !ok {
+			return nil, fmt.Errorf("no target in the config for repository %s, database %s, environment %s", repo, database, env)
+		}
+		return t, nil
+	}
+	var found []*config.Target
+	for i := range cfg.Targets {
+		if t := &cfg.Targets[i]; t.Database == database && t.Environment == env {
+			found = append(found, t)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("no target in the config for database %s, environment %s", database, env)
+	case 1:
+		return found[0], nil
+	}
+	var repos []string
+	for _, t := range found {
+		repos = append(repos, t.Repository)
+	}
+	return nil, fmt.Errorf("several targets for database %s, environment %s (%s): pass --repo OWNER/NAME", database, env, strings.Join(repos, ", "))
+}
+
+// openTarget opens a pool on the live schema (the DSN's database, or else
+// the target's database name) and one on the shadow server (shadow_dsn,
+// or else the target's server).
+func openTarget(t *config.Target) (live, shadow *sql.DB, schema string, err error) {
+	lc, err := mysql.ParseDSN(t.MySQL.DSN)
+	if err != nil {
+		return nil, nil, "", errors.New("target dsn: invalid DSN")
+	}
+	if lc.DBName == "" {
+		lc.DBName = t.Database
+	}
+	live, err = sql.Open("mysql", lc.FormatDSN())
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("open live schema %s: %w", lc.DBName, err)
+	}
+	sc := lc.Clone()
+	if t.MySQL.ShadowDSN != "" {
+		if sc, err = mysql.ParseDSN(t.MySQL.ShadowDSN); err != nil {
+			live.Close()
+			return nil, nil, "", errors.New("target shadow_dsn: invalid DSN")
+		}
+	}
+	sc.DBName = ""
+	shadow, err = sql.Open("mysql", sc.FormatDSN())
+	if err != nil {
+		live.Close()
+		return nil, nil, "", fmt.Errorf("open shadow server: %w", err)
+	}
+	return live, shadow, lc.DBName, nil
+}
+
+// printPlan prints the DDL, the lint findings and a summary.
+func printPlan(w io.Writer, t planTarget, p *plan.Plan) {
+	fmt.Fprintf(w, "-- tern plan: %s, database %s, environment %s (live schema %s, desired %s)\n", t.repo, t.database, t.env, t.live, t.schemaDir)
+	if !p.HasChanges() {
+		fmt.Fprintln(w, "No changes: the live schema matches the desired schema.")
+		return
+	}
+	fmt.Fprintln(w)
+	for _, s := range p.Statements {
+		note := ""
+		if s.Instant {
+			note = " -- instant on MySQL 8"
+		}
+		fmt.Fprintf(w, "%s;%s\n\n", s.DDL, note)
+	}
+	if len(p.Findings) > 0 {
+		fmt.Fprintln(w, "Lint:")
+		for _, f := range p.Findings {
+			fmt.Fprintf(w, "  %-7s %s: %s\n", f.Severity, f.Table, f.Message)
+		}
+		fmt.Fprintln(w)
+	}
+	counts := map[string]int{}
+	for _, s := range p.Statements {
+		counts[s.Kind]++
+	}
+	unsafe := len(p.Unsafe())
+	summary := fmt.Sprintf("Plan: %d statements (%d create, %d alter, %d drop), %d unsafe, %d warnings.",
+		len(p.Statements), counts[plan.KindCreate], counts[plan.KindAlter], counts[plan.KindDrop], unsafe, len(p.Findings)-unsafe)
+	if unsafe > 0 {
+		summary += " Applying needs --allow-unsafe."
+	}
+	fmt.Fprintln(w, summary)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ternhq/tern/internal/testdb"
+	"github.com/ternhq/tern/plan"
+)
+
+// planFixture writes a checkout and a server config whose target is a
+// fresh test database, and returns the runPlan arguments.
+func planFixture(t *testing.T, schema string, liveDDL ...string) []string {
+	t.Helper()
+	dsn, _ := testdb.New(t, "cli_plan")
+	live, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	for _, q := range liveDDL {
+		if _, err := live.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "db/shop"), 0o755)
+	os.WriteFile(filepath.Join(dir, "tern.yaml"), []byte("databases:\n  - name: shop\n    schema_dir: db/shop\n    environments: [staging, production]\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "db/shop/schema.sql"), []byte(schema), 0o644)
+	cfgPath := filepath.Join(dir, "server.yaml")
+	t.Setenv("TERN_TEST_PLAN_DSN", dsn)
+	os.WriteFile(cfgPath, []byte(`store:
+  dsn: root@tcp(127.0.0.1:3306)/tern
+targets:
+  - repository: acme/shop
+    database: shop
+    environment: staging
+    mysql:
+      dsn: ${TERN_TEST_PLAN_DSN}
+`), 0o644)
+	return []string{"--config", cfgPath, "--dir", dir, "-d", "shop", "-e", "staging"}
+}
+
+func TestRunPlan(t *testing.T) {
+	ctx := context.Background()
+	const table = "CREATE TABLE users (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, email varchar(255) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"
+
+	t.Run("no changes exits 0", func(t *testing.T) {
+		args := planFixture(t, table+";\n", table)
+		var out, errOut bytes.Buffer
+		if code := runPlan(ctx, args, &out, &errOut); code != 0 {
+			t.Fatalf("exit %d, want 0; stderr: %s", code, errOut.String())
+		}
+		if !strings.Contains(out.String(), "No changes") {
+			t.Errorf("output: %s", out.String())
+		}
+	})
+
+	t.Run("changes exit 2 and print DDL, lint and summary", func(t *testing.T) {
+		args := planFixture(t, "CREATE TABLE users (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;\nCREATE TABLE orders (id int PRIMARY KEY);\n", table)
+		var out, errOut bytes.Buffer
+		if code := runPlan(ctx, append([]string{"-e", "staging"}, args...), &out, &errOut); code != 2 {
+			t.Fatalf("exit %d, want 2; stderr: %s", code, errOut.String())
+		}
+		for _, want := range []string{"CREATE TABLE `orders`", "ALTER TABLE `users` DROP COLUMN `email`;", "error   users: drops column email: its data is lost", "Plan: 2 statements (1 create, 1 alter, 0 drop), 1 unsafe, 0 warnings. Applying needs --allow-unsafe."} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, out.String())
+			}
+		}
+	})
+
+	t.Run("json", func(t *testing.T) {
+		args := planFixture(t, table+";\nCREATE TABLE orders (id int PRIMARY KEY);\n", table)
+		var out, errOut bytes.Buffer
+		if code := runPlan(ctx, append(args, "--json"), &out, &errOut); code != 2 {
+			t.Fatalf("exit %d, want 2; stderr: %s", code, errOut.String())
+		}
+		var p plan.Plan
+		if err := json.Unmarshal(out.Bytes(), &p); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, out.String())
+		}
+		if len(p.Statements) != 1 || p.Statements[0].Kind != plan.KindCreate || p.Statements[0].Table != "orders" || p.DesiredHash == "" {
+			t.Errorf("plan: %+v", p)
+		}
+	})
+
+	t.Run("errors exit 1", func(t *testing.T) {
+		for _, tc := range []struct {
+			name  string
+			edit  func(args []string) []string
+			files map[string]string
+			want  string
+		}{
+			{"bad SQL", nil, map[string]string{"db/shop/schema.sql": "DELETE FROM users;"}, "db/shop/schema.sql:1: only CREATE TABLE statements are allowed, found DELETE"},
+			{"bad tern.yaml", nil, map[string]string{"tern.yaml": "databases: []\n"}, "tern.yaml: databases: at least one database is required"},
+			{"unknown database", func(a []string) []string { return append(a, "-d", "nope") }, nil, `database "nope" is not in tern.yaml`},
+			{"unknown environment", func(a []string) []string { return append(a, "--env", "qa") }, nil, `environment "qa" is not listed`},
+			{"no target", func(a []string) []string { return append(a, "-e", "production") }, nil, "no target in the config for database shop, environment production"},
+			{"unknown repo", func(a []string) []string { return append(a, "--repo", "acme/other") }, nil, "no target in the config for repository acme/other"},
+			{"missing -d", func(a []string) []string { return a[:len(a)-4] }, nil, "-d DB is required"},
+			{"positional", func(a []string) []string { return append(a, "extra") }, nil, `unexpected argument "extra"`},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				args := planFixture(t, table+";\n", table)
+				dir := args[3]
+				for f, body := range tc.files {
+					os.WriteFile(filepath.Join(dir, f), []byte(body), 0o644)
+				}
+				if tc.edit != nil {
+					args = tc.edit(args)
+				}
+				var out, errOut bytes.Buffer
+				if code := runPlan(ctx, args, &out, &errOut); code != 1 {
+					t.Fatalf("exit %d, want 1; stdout: %s stderr: %s", code, out.String(), errOut.String())
+				}
+				if !strings.Contains(errOut.String(), tc.want) {
+					t.Errorf("stderr lacks %q: %s", tc.want, errOut.String())
+				}
+			})
+		}
+	})
+}
