@@ -306,7 +306,7 @@ func TestAutoplanPostsPlanCommentAndChecks(t *testing.T) {
 	for _, c := range h.botComments(2) {
 		if strings.Contains(c, "<!-- tern:plan -->") {
 			plans++
-			if !strings.Contains(strings.ToLower(c), "add column email") || !strings.Contains(c, "/tern apply -e staging") {
+			if !strings.Contains(norm(c), "add column email") || !strings.Contains(c, "/tern apply -e staging") {
 				t.Errorf("plan comment lacks the DDL or the next command:\n%s", c)
 			}
 		}
@@ -336,7 +336,7 @@ func TestAutoplanPostsPlanCommentAndChecks(t *testing.T) {
 	for _, c := range h.botComments(2) {
 		if strings.Contains(c, "<!-- tern:plan -->") {
 			n++
-			if !strings.Contains(strings.ToLower(c), "drop column `name`") {
+			if !strings.Contains(norm(c), "drop column name") {
 				t.Errorf("plan comment not re-planned:\n%s", c)
 			}
 		}
@@ -372,6 +372,7 @@ func TestApplyStagingThenProduction(t *testing.T) {
 
 	id = h.comment(2, "alice", "User", "/tern apply -e staging")
 	run := h.waitCheck(sha1, "tern/shop/staging", "Applied")
+	h.waitReported(2, "staging")
 	if run.GetConclusion() != "success" {
 		t.Errorf("staging check %s", run.GetConclusion())
 	}
@@ -420,6 +421,7 @@ func TestLockRefusesSecondPRAndCloseReleasesIt(t *testing.T) {
 	h.openPR(2, sha1, files(usersV2))
 	h.comment(2, "alice", "User", "/tern apply -e staging")
 	h.waitCheck(sha1, "tern/shop/staging", "Applied")
+	h.waitReported(2, "staging")
 
 	h.openPR(3, sha2, files(usersDropName))
 	id := h.comment(3, "alice", "User", "/tern apply -e staging --allow-unsafe")
@@ -435,7 +437,7 @@ func TestLockRefusesSecondPRAndCloseReleasesIt(t *testing.T) {
 	if _, err := h.st.GetLock(context.Background(), repoName, "shop", "staging"); err == nil {
 		t.Fatal("lock still held after the PR closed")
 	}
-	if c := h.lastBotComment(2); !strings.Contains(c, "closed without merging") || !strings.Contains(strings.ToLower(c), "add column email") || !strings.Contains(c, "shop/staging") {
+	if c := h.lastBotComment(2); !strings.Contains(c, "closed without merging") || !strings.Contains(norm(c), "add column email") || !strings.Contains(c, "shop/staging") {
 		t.Errorf("no live-but-not-merged comment: %q", c)
 	}
 
@@ -456,7 +458,7 @@ func TestRefusals(t *testing.T) {
 		want       []string
 	}{
 		{"mallory", "/tern apply -e staging", []string{"needs `write`", "@mallory"}},
-		{"alice", "/tern apply -e staging", []string{"unsafe", "drop column 'name'", "--allow-unsafe"}},
+		{"alice", "/tern apply -e staging", []string{"unsafe", "drop column name", "--allow-unsafe"}},
 		{"alice", "/tern aply -e staging", []string{`unknown command "aply"`, "/tern apply -e ENV"}},
 		{"alice", "/tern apply -e staging --force", []string{`unknown flag "--force"`, "Usage"}},
 		{"alice", "/tern apply -e qa", []string{`environment "qa" is not in tern.yaml`}},
@@ -465,7 +467,7 @@ func TestRefusals(t *testing.T) {
 		id := h.comment(2, c.user, "User", c.body)
 		reply := h.lastBotComment(2)
 		for _, w := range c.want {
-			if !strings.Contains(strings.ToLower(reply), strings.ToLower(w)) {
+			if !strings.Contains(norm(reply), norm(w)) {
 				t.Errorf("%s by %s: reply lacks %q:\n%s", c.body, c.user, w, reply)
 			}
 		}
@@ -580,4 +582,125 @@ func TestWebhookSignatureAndRedelivery(t *testing.T) {
 			t.Errorf("metrics lack the duplicate delivery:\n%s", b)
 		}
 	}
+}
+
+// holdTable opens a transaction that reads users, so DDL on it waits for
+// its metadata lock and fails with 1205 after lock_wait_timeout.
+func holdTable(t *testing.T, db *sql.DB) (release func()) {
+	t.Helper()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.Query("SELECT * FROM users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	return func() { tx.Rollback() }
+}
+
+func TestTransientFailureRetriedThenAppliedWithOutcomeComment(t *testing.T) {
+	h := newHarness(t)
+	h.openPR(2, sha1, files(usersV2))
+	release := holdTable(t, h.staging)
+
+	h.comment(2, "alice", "User", "/tern apply -e staging")
+	run := h.waitCheck(sha1, "tern/shop/staging", "Failed (retrying...) attempt 1/3, next retry ~")
+	if run.GetStatus() != "in_progress" {
+		t.Errorf("retrying run is %s, want in_progress", run.GetStatus())
+	}
+	if !strings.Contains(run.GetOutput().GetSummary(), "1205") {
+		t.Errorf("retrying run does not show the last error: %q", run.GetOutput().GetSummary())
+	}
+	if agg := h.check(sha1, "tern"); agg.GetConclusion() == "success" {
+		t.Error("aggregate success while retrying")
+	}
+
+	// Retry now while the table is still held: attempt 2 fails too.
+	h.comment(2, "alice", "User", "/tern retry -e staging")
+	h.waitCheck(sha1, "tern/shop/staging", "Failed (retrying...) attempt 2/3")
+	release()
+	h.comment(2, "alice", "User", "/tern retry -e staging")
+	h.waitCheck(sha1, "tern/shop/staging", "Applied")
+	if !hasColumn(t, h.staging, "users", "email") {
+		t.Fatal("staging not changed")
+	}
+	h.waitReported(2, "staging")
+	outcomes := 0
+	for _, c := range h.botComments(2) {
+		if strings.Contains(c, "applied after 3 attempts") {
+			outcomes++
+		}
+	}
+	if outcomes != 1 {
+		t.Errorf("%d outcome comments, want 1", outcomes)
+	}
+
+	// Reporting again changes nothing on GitHub.
+	a, err := h.st.LatestApply(context.Background(), repoName, 2, "shop", "staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := writes(h.gh.Requests())
+	if err := h.bot.Reporter().Report(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	if after := writes(h.gh.Requests()); after != before {
+		t.Errorf("a repeated report made %d writes to GitHub", after-before)
+	}
+	if r := h.gh.ReopenedRuns(); len(r) != 0 {
+		t.Errorf("completed check runs reopened: %+v", r)
+	}
+}
+
+// waitReported waits until the newest apply to env is terminal and fully
+// reported to GitHub.
+func (h *harness) waitReported(pr int, env string) {
+	h.t.Helper()
+	h.waitFor("apply reported", func() bool {
+		a, err := h.st.LatestApply(context.Background(), repoName, pr, "shop", env)
+		return err == nil && a.State.Terminal() && a.ReportedVersion == a.Version
+	})
+}
+
+func writes(reqs []fakegithub.Request) int {
+	n := 0
+	for _, r := range reqs {
+		if r.Method != http.MethodGet {
+			n++
+		}
+	}
+	return n
+}
+
+func TestCancelRetryingApply(t *testing.T) {
+	h := newHarness(t)
+	h.openPR(2, sha1, files(usersV2))
+	release := holdTable(t, h.staging)
+	defer release()
+	h.comment(2, "alice", "User", "/tern apply -e staging")
+	h.waitCheck(sha1, "tern/shop/staging", "Failed (retrying...)")
+
+	id := h.comment(2, "alice", "User", "/tern cancel -e staging")
+	run := h.waitCheck(sha1, "tern/shop/staging", "Cancelled")
+	if run.GetStatus() != "completed" || run.GetConclusion() != "cancelled" {
+		t.Errorf("cancelled run: %s/%s", run.GetStatus(), run.GetConclusion())
+	}
+	assertReactions(t, h.gh, id, "eyes", "rocket")
+	a, err := h.st.LatestApply(context.Background(), repoName, 2, "shop", "staging")
+	if err != nil || a.State != store.Cancelled {
+		t.Fatalf("apply %v, err %v; want cancelled", a, err)
+	}
+	// Status shows it.
+	h.comment(2, "bob", "User", "/tern status")
+	if c := h.lastBotComment(2); !strings.Contains(c, "Cancelled") || !strings.Contains(c, "shop/staging") {
+		t.Errorf("status reply: %q", c)
+	}
+}
+
+// norm lowercases s and drops quotes, so DDL compares whatever the
+// planner's quoting style.
+func norm(s string) string {
+	return strings.ToLower(strings.NewReplacer("`", "", "'", "", "\"", "").Replace(s))
 }

@@ -2,6 +2,8 @@ package bot
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -274,7 +276,12 @@ func (b *Bot) findComment(ctx context.Context, gh *github.Client, repo string, p
 // it by marker first, in case its reference was lost).
 func (b *Bot) upsertComment(ctx context.Context, gh *github.Client, repo string, pr int, key, marker, body string) error {
 	owner, name := splitRepo(repo)
-	id, _, err := b.st.Ref(ctx, repo, key)
+	sum := sha256.Sum256([]byte(body))
+	hash := hex.EncodeToString(sum[:8])
+	id, meta, err := b.st.Ref(ctx, repo, key)
+	if err == nil && meta == hash {
+		return nil // GitHub already shows this text
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		if id, err = b.findComment(ctx, gh, repo, pr, marker); err != nil {
 			return err
@@ -285,7 +292,7 @@ func (b *Bot) upsertComment(ctx context.Context, gh *github.Client, repo string,
 	if id != 0 {
 		_, _, err := gh.Issues.EditComment(ctx, owner, name, id, &github.IssueComment{Body: &body})
 		if err == nil {
-			return b.setRef(ctx, repo, key, id, "")
+			return b.setRef(ctx, repo, key, id, hash)
 		}
 		if !isNotFound(err) {
 			return fmt.Errorf("edit comment %d on %s#%d: %w", id, repo, pr, err)
@@ -295,7 +302,7 @@ func (b *Bot) upsertComment(ctx context.Context, gh *github.Client, repo string,
 	if err != nil {
 		return fmt.Errorf("comment on %s#%d: %w", repo, pr, err)
 	}
-	return b.setRef(ctx, repo, key, c.GetID(), "")
+	return b.setRef(ctx, repo, key, c.GetID(), hash)
 }
 
 // postOnce creates the comment stored under key unless it exists already.
