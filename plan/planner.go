@@ -18,6 +18,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"vitess.io/vitess/go/mysql/collations"
 	"vitess.io/vitess/go/vt/schemadiff"
+	"vitess.io/vitess/go/vt/sqlparser"
 	"vitess.io/vitess/go/vt/vtenv"
 )
 
@@ -131,6 +132,7 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 			toQueries = append(toQueries, liveDefs[t.Name])
 		}
 	}
+	loaded := time.Now()
 	fromQueries := make([]string, 0, len(liveDefs))
 	for _, name := range sortedKeys(liveDefs) {
 		fromQueries = append(fromQueries, liveDefs[name])
@@ -147,6 +149,7 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	if err != nil {
 		return nil, fmt.Errorf("diff schemas: %w", err)
 	}
+	diffed := time.Now()
 	ordered, err := orderDiffs(ctx, env, sd, fromQueries, to)
 	if err != nil {
 		return nil, fmt.Errorf("order changes: %w", err)
@@ -158,7 +161,9 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 		}
 	}
 	p.logger().Info("planned", "live", liveSchema, "desired_tables", len(d.Tables), "live_tables", len(liveDefs),
-		"shadow_tables", len(load), "statements", len(out), "elapsed", time.Since(start).Round(time.Millisecond))
+		"shadow_tables", len(load), "statements", len(out), "elapsed", time.Since(start).Round(time.Millisecond),
+		"read_and_load", loaded.Sub(start).Round(time.Millisecond), "diff", diffed.Sub(loaded).Round(time.Millisecond),
+		"order", time.Since(diffed).Round(time.Millisecond))
 	return out, nil
 }
 
@@ -303,11 +308,63 @@ func maybeChanged(env *schemadiff.Environment, t Table, liveDefs map[string]stri
 	if err != nil || len(st) != 1 || st[0].HasExecComment {
 		return true
 	}
-	d, err := schemadiff.DiffCreateTablesQueries(env, liveDef, t.SQL, diffHints())
+	p := env.Parser()
+	a, err := p.ParseStrictDDL(liveDef)
+	if err != nil {
+		return true
+	}
+	b, err := p.ParseStrictDDL(t.SQL)
+	if err != nil {
+		return true
+	}
+	la, ok1 := a.(*sqlparser.CreateTable)
+	lb, ok2 := b.(*sqlparser.CreateTable)
+	if !ok1 || !ok2 {
+		return true
+	}
+	padDecimalDefaults(la)
+	padDecimalDefaults(lb)
+	d, err := schemadiff.DiffTables(env, la, lb, diffHints())
 	if err != nil {
 		return true
 	}
 	return !d.IsEmpty()
+}
+
+// padDecimalDefaults writes a DECIMAL column's numeric default with as
+// many decimals as the column's scale, as the server shows it (DEFAULT 0
+// on decimal(12,2) reads back as 0.00). Only exact rewrites are made: a
+// default with more decimals than the scale is left alone.
+func padDecimalDefaults(ct *sqlparser.CreateTable) {
+	if ct.TableSpec == nil {
+		return
+	}
+	for _, c := range ct.TableSpec.Columns {
+		typ := c.Type
+		if typ == nil || typ.Options == nil || !strings.EqualFold(typ.Type, "decimal") {
+			continue
+		}
+		lit, ok := typ.Options.Default.(*sqlparser.Literal)
+		if !ok || (lit.Type != sqlparser.IntVal && lit.Type != sqlparser.DecimalVal) {
+			continue
+		}
+		scale := 0
+		if typ.Scale != nil {
+			scale = *typ.Scale
+		}
+		whole, frac, _ := strings.Cut(lit.Val, ".")
+		if len(frac) > scale || whole == "" {
+			continue
+		}
+		v := whole
+		if scale > 0 {
+			v += "." + frac + strings.Repeat("0", scale-len(frac))
+		}
+		typ.Options.Default = &sqlparser.Literal{Type: sqlparser.DecimalVal, Val: v}
+		if scale == 0 {
+			typ.Options.Default = &sqlparser.Literal{Type: sqlparser.IntVal, Val: v}
+		}
+	}
 }
 
 // shadowDefs loads tables into a fresh shadow schema and returns their
