@@ -2,12 +2,43 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+
+	"github.com/ternhq/tern/internal/demo"
 )
 
-// runDemo is a placeholder until the demo command lands.
+// runDemo is `tern demo`: the whole story on this machine, no GitHub
+// account needed.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "tern demo: not built yet")
-	return 1
+	fs, _ := newFlags("demo", stderr) // --config is accepted and not needed
+	defDSN := os.Getenv("TERN_DEMO_DSN")
+	if defDSN == "" {
+		defDSN = demo.DefaultDSN
+	}
+	dsn := fs.String("dsn", defDSN, "MySQL 8 / MariaDB 10.6+ server `DSN` to work on (default $TERN_DEMO_DSN, else "+demo.DefaultDSN+"); where none answers, a private MariaDB is started")
+	keep := fs.Bool("keep", false, "keep the demo databases (tern_demo_<id>_*) instead of dropping them")
+	verbose := fs.Bool("verbose", false, "print tern's own log to stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tern demo: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	opts := demo.Options{DSN: *dsn, Keep: *keep}
+	if *verbose {
+		opts.Log = stderr
+	}
+	if err := demo.Run(ctx, stdout, opts); err != nil {
+		fmt.Fprintf(stderr, "tern %v\n", err)
+		return 1
+	}
+	return 0
 }
