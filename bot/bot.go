@@ -59,7 +59,8 @@ func (p targetPlanner) Plan(ctx context.Context, repo, database, env string, d *
 
 // Options configures a Bot.
 type Options struct {
-	// Config is the server config; its github section must be complete.
+	// Config is the server config; github.app_id and the private key are
+	// required, github.webhook_secret only to serve deliveries.
 	Config *config.Config
 	// Store is the ledger.
 	Store *store.Store
@@ -118,7 +119,20 @@ type Bot struct {
 // maxBody caps a webhook body, as GitHub caps payloads at 25 MB.
 const maxBody = 25 << 20
 
-// New checks the options and builds the App's GitHub authentication.
+// RequireWebhookSecret checks that cfg names the secret that webhook
+// deliveries are signed with. `tern serve` needs it before it starts;
+// commands that only report to GitHub (`tern recover`) do not.
+func RequireWebhookSecret(cfg *config.Config) error {
+	if cfg.GitHub.WebhookSecret == "" {
+		return errors.New("github.webhook_secret: required to verify webhook deliveries (X-Hub-Signature-256)")
+	}
+	return nil
+}
+
+// New checks the options and builds the App's GitHub authentication. The
+// webhook secret is optional here: without it the Bot reports to GitHub
+// but its Handler refuses every delivery, as none can be verified. A
+// server checks RequireWebhookSecret before it starts.
 func New(opts Options) (*Bot, error) {
 	if opts.Config == nil || opts.Store == nil || opts.Runner == nil || opts.Targets == nil {
 		return nil, errors.New("bot: Config, Store, Runner and Targets are required")
@@ -129,9 +143,6 @@ func New(opts Options) (*Bot, error) {
 	cfg := opts.Config
 	if err := cfg.RequireGitHub(); err != nil {
 		return nil, err
-	}
-	if cfg.GitHub.WebhookSecret == "" {
-		return nil, errors.New("github.webhook_secret: required to verify deliveries")
 	}
 	key, err := cfg.GitHub.PrivateKeyPEM()
 	if err != nil {

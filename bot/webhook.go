@@ -14,8 +14,16 @@ import (
 // done later from what was stored, so an acknowledged delivery survives a
 // crash.
 func (b *Bot) serveWebhook(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	event := github.WebHookType(r)
+	if len(b.secret) == 0 {
+		// go-github skips verification for an empty secret: refuse
+		// instead of accepting unsigned deliveries.
+		b.metrics.Delivery(event, "no_secret")
+		b.log.Error("webhook refused: github.webhook_secret is not set", "event", event, "delivery", github.DeliveryID(r))
+		http.Error(w, "this server cannot verify deliveries: github.webhook_secret is not set", http.StatusServiceUnavailable)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	payload, err := github.ValidatePayload(r, b.secret)
 	if err != nil {
 		var tooBig *http.MaxBytesError

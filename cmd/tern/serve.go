@@ -49,7 +49,7 @@ func serve(ctx context.Context, cfgPath, listen string, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	if err := cfg.RequireGitHub(); err != nil {
+	if err := errors.Join(cfg.RequireGitHub(), bot.RequireWebhookSecret(cfg)); err != nil {
 		return err
 	}
 	if listen != "" {
