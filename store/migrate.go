@@ -189,6 +189,7 @@ type SchemaTooNewError struct {
 	Known   int // the newest version this binary knows
 }
 
+// Error says which version the database is at and asks for an upgrade.
 func (e *SchemaTooNewError) Error() string {
 	return fmt.Sprintf("store schema is at version %d but this tern knows up to %d: upgrade tern", e.Version, e.Known)
 }
