@@ -209,6 +209,10 @@ func TestChangeKinds(t *testing.T) {
 			if !slices.Equal(got, tt.ddl) {
 				t.Errorf("DDL:\n got %q\nwant %q", got, tt.ddl)
 			}
+			// schemadiff's INSTANT verdicts for MySQL 8, spot-checked.
+			if want, ok := map[string]bool{"add column": true, "narrow varchar": false, "drop table": false}[tt.name]; ok && pl.Statements[0].Instant != want {
+				t.Errorf("instant = %v, want %v", pl.Statements[0].Instant, want)
+			}
 			if !slices.Equal(kinds, tt.kinds) {
 				t.Errorf("kinds: got %v, want %v", kinds, tt.kinds)
 			}
