@@ -300,4 +300,3 @@ func TestLatestRuns(t *testing.T) {
 		t.Errorf("latestRuns = %v, want %s", names, want)
 	}
 }
-
