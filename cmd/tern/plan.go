@@ -2,20 +2,19 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/go-sql-driver/mysql"
-
 	"github.com/ternhq/tern/config"
 	"github.com/ternhq/tern/plan"
+	"github.com/ternhq/tern/targets"
 )
 
 // Exit codes of tern plan.
@@ -138,20 +137,27 @@ func planCheckout(ctx context.Context, a planArgs) (*plan.Plan, planTarget, erro
 	if err != nil {
 		return nil, planTarget{}, err
 	}
-	if t.PlanetScale != nil {
-		return nil, planTarget{}, fmt.Errorf("target %s %s %s is a PlanetScale database: not supported by tern plan yet (plan it from a pull request)", t.Repository, t.Database, t.Environment)
-	}
 	desired, err := plan.LoadDir(a.dir, db.SchemaDir)
 	if err != nil {
 		return nil, planTarget{}, err
 	}
-	live, shadow, schema, err := openTarget(t)
+	// The same engines the apply runner uses: a MySQL target's own server,
+	// or a PlanetScale branch password, for the live schema.
+	set := targets.New(cfg, slog.New(slog.DiscardHandler))
+	defer set.Close()
+	tg, err := set.Target(ctx, t.Repository, t.Database, t.Environment)
 	if err != nil {
 		return nil, planTarget{}, err
 	}
-	defer live.Close()
-	defer shadow.Close()
-	p, err := (&plan.Planner{}).Plan(ctx, desired, live, shadow)
+	live, err := tg.Engine.Live(ctx)
+	if err != nil {
+		return nil, planTarget{}, fmt.Errorf("connect to the live schema: %w", err)
+	}
+	var schema string
+	if err := live.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&schema); err != nil {
+		return nil, planTarget{}, fmt.Errorf("connect to the live schema: %w", err)
+	}
+	p, err := (&plan.Planner{}).Plan(ctx, desired, live, tg.Shadow)
 	if err != nil {
 		return nil, planTarget{}, err
 	}
@@ -185,37 +191,6 @@ func findTarget(cfg *config.Config, repo, database, env string) (*config.Target,
 		repos = append(repos, t.Repository)
 	}
 	return nil, fmt.Errorf("several targets for database %s, environment %s (%s): pass --repo OWNER/NAME", database, env, strings.Join(repos, ", "))
-}
-
-// openTarget opens a pool on the live schema (the DSN's database, or else
-// the target's database name) and one on the shadow server (shadow_dsn,
-// or else the target's server).
-func openTarget(t *config.Target) (live, shadow *sql.DB, schema string, err error) {
-	lc, err := mysql.ParseDSN(t.MySQL.DSN)
-	if err != nil {
-		return nil, nil, "", errors.New("target dsn: invalid DSN")
-	}
-	if lc.DBName == "" {
-		lc.DBName = t.Database
-	}
-	live, err = sql.Open("mysql", lc.FormatDSN())
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("open live schema %s: %w", lc.DBName, err)
-	}
-	sc := lc.Clone()
-	if t.MySQL.ShadowDSN != "" {
-		if sc, err = mysql.ParseDSN(t.MySQL.ShadowDSN); err != nil {
-			live.Close()
-			return nil, nil, "", errors.New("target shadow_dsn: invalid DSN")
-		}
-	}
-	sc.DBName = ""
-	shadow, err = sql.Open("mysql", sc.FormatDSN())
-	if err != nil {
-		live.Close()
-		return nil, nil, "", fmt.Errorf("open shadow server: %w", err)
-	}
-	return live, shadow, lc.DBName, nil
 }
 
 // printPlan prints the DDL, the lint findings and a summary.

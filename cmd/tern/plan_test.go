@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ternhq/tern/internal/fakeps"
 	"github.com/ternhq/tern/internal/testdb"
 	"github.com/ternhq/tern/plan"
 )
@@ -125,4 +126,60 @@ func TestRunPlan(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestRunPlanPlanetScale plans against a PlanetScale target: the live
+// schema is read through a branch password on the stand-in, the shadow is
+// the store's server.
+func TestRunPlanPlanetScale(t *testing.T) {
+	ctx := context.Background()
+	ps, err := fakeps.New(fakeps.Options{
+		ServerDSN: testdb.ServerDSN(), Organization: "acme", Database: "shop",
+		ServiceTokenID: "tokid", ServiceToken: "pscale_tkn_secret",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	main, err := sql.Open("mysql", ps.MainDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer main.Close()
+	if _, err := main.Exec("CREATE TABLE users (id bigint NOT NULL PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	storeDSN, _ := testdb.New(t, "cli_plan_ps")
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "db/shop"), 0o755)
+	os.WriteFile(filepath.Join(dir, "tern.yaml"), []byte("databases:\n  - name: shop\n    schema_dir: db/shop\n    environments: [production]\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "db/shop/users.sql"), []byte("CREATE TABLE users (id bigint NOT NULL PRIMARY KEY, name varchar(50));\n"), 0o644)
+	t.Setenv("TERN_TEST_STORE_DSN", storeDSN)
+	t.Setenv("TERN_TEST_PS_TOKEN", "pscale_tkn_secret")
+	cfgPath := filepath.Join(dir, "server.yaml")
+	os.WriteFile(cfgPath, []byte(`store:
+  dsn: ${TERN_TEST_STORE_DSN}
+targets:
+  - repository: acme/shop
+    database: shop
+    environment: production
+    planetscale:
+      organization: acme
+      database: shop
+      service_token_id: tokid
+      service_token: ${TERN_TEST_PS_TOKEN}
+      api_url: `+ps.URL+`
+      tls: false
+`), 0o644)
+	var out, errOut bytes.Buffer
+	code := runPlan(ctx, []string{"--config", cfgPath, "--dir", dir, "-d", "shop", "-e", "production"}, &out, &errOut)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2; stderr: %s", code, errOut.String())
+	}
+	if want := "ALTER TABLE `users` ADD COLUMN `name` varchar(50)"; !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, out.String())
+	}
+	if strings.Contains(out.String()+errOut.String(), "pscale_tkn_secret") {
+		t.Error("the service token leaked into the output")
+	}
 }
