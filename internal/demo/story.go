@@ -72,7 +72,7 @@ func (d *demo) intro(ctx context.Context) error {
 	d.p.printf("tern demo: a schema change from pull request to production, on this machine.\n")
 	d.p.printf("GitHub and PlanetScale are in-process stand-ins; the database server, and tern itself, are real.\n\n")
 	d.p.heading(1, "Two environments of the database `shop`")
-	d.p.printf("  staging      MySQL target: database %s on %s\n", d.stagingDB, d.version)
+	d.p.printf("  staging      MySQL target: database %s on %s (%s)\n", d.stagingDB, d.addr(), d.version)
 	d.p.printf("  production   PlanetScale target: organization %s, database %s, branch main (stand-in at %s)\n", psOrg, psDatabase, d.ps.URL)
 	d.p.printf("  tables       users (3 rows), orders (5 rows), the same in both\n")
 	d.p.printf("  tern         GitHub App for %s (webhook %s), ledger in database %s\n\n", repoName, d.hookURL, d.ledgerDB)
@@ -167,7 +167,7 @@ func (d *demo) recover(ctx context.Context) error {
 	if wait := time.Until(a.NextAttemptAt); wait > 0 {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("wait for the retry to come due: %w", ctx.Err())
 		case <-time.After(wait):
 		}
 	}
@@ -175,7 +175,10 @@ func (d *demo) recover(ctx context.Context) error {
 		Store: d.st, Runner: d.runner, Reporter: d.bot.Reporter(), PRs: d.bot,
 		MaxRescues: d.cfg.Recovery.MaxRescues, Lease: d.cfg.Recovery.Lease.D(), Logger: d.log,
 	}
-	var res *recovery.Result
+	var (
+		res  *recovery.Result
+		line recovery.Line
+	)
 	err = waitFor(ctx, "a recovery pass that runs the staging retry", func(ctx context.Context) (bool, error) {
 		r, err := pass.Run(ctx)
 		if err != nil {
@@ -183,12 +186,15 @@ func (d *demo) recover(ctx context.Context) error {
 		}
 		for _, l := range r.Lines {
 			if l.Apply.ID == a.ID {
-				res = r
+				res, line = r, l
 				return true, nil
 			}
 		}
 		// Not due yet by the database's clock: try again shortly.
-		time.Sleep(250 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
 		return false, nil
 	})
 	if err != nil {
@@ -199,6 +205,9 @@ func (d *demo) recover(ctx context.Context) error {
 		d.p.printf("  %s\n", l.String())
 	}
 	d.p.printf("  %s\n\n", res.Summary())
+	if line.Apply.State != store.Completed {
+		return fmt.Errorf("the recovery pass left the staging apply %s: %s", line.Apply.State, line.Outcome())
+	}
 	a, err = d.waitApply(ctx, "staging", "the staging apply to be reported", func(a *store.Apply) bool { return a.State.Terminal() })
 	if err != nil {
 		return err

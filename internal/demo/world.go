@@ -91,6 +91,12 @@ func (d *demo) dsnFor(db string) string {
 	return c.FormatDSN()
 }
 
+// addr is the server's address, for display (the DSN may hold a password).
+func (d *demo) addr() string {
+	c, _ := mysql.ParseDSN(d.serverDSN)
+	return c.Addr
+}
+
 // setup builds the world: the staging database, the PlanetScale stand-in
 // whose main branch is production, the fake GitHub with the App installed,
 // and tern (ledger, targets, planner, apply runner, bot and its webhook
