@@ -87,6 +87,14 @@ type Options struct {
 	// (deliveries left by a crash, applies queued by another process).
 	// Default 2s.
 	Poll time.Duration
+	// DeliveryAttempts bounds how many times a delivery whose processing
+	// fails (GitHub answering 502, the ledger unreachable) is processed
+	// before it is marked failed for good. Default 5.
+	DeliveryAttempts int
+	// DeliveryBackoff is the wait before the second attempt of a failed
+	// delivery; it doubles after each attempt, up to 5 minutes. Default
+	// 10s.
+	DeliveryBackoff time.Duration
 }
 
 // Bot is the GitHub App. Create it with New, serve Handler, and call Run.
@@ -104,6 +112,9 @@ type Bot struct {
 	workers int
 	poll    time.Duration
 	now     func() time.Time
+
+	deliveryAttempts int
+	deliveryBackoff  time.Duration
 
 	mu      sync.Mutex
 	clients map[int64]*github.Client
@@ -198,6 +209,13 @@ func New(opts Options) (*Bot, error) {
 	}
 	if b.poll <= 0 {
 		b.poll = 2 * time.Second
+	}
+	b.deliveryAttempts, b.deliveryBackoff = opts.DeliveryAttempts, opts.DeliveryBackoff
+	if b.deliveryAttempts <= 0 {
+		b.deliveryAttempts = 5
+	}
+	if b.deliveryBackoff <= 0 {
+		b.deliveryBackoff = 10 * time.Second
 	}
 	return b, nil
 }

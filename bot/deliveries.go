@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -45,28 +46,67 @@ func (b *Bot) deliveryLoop(ctx context.Context) {
 	}
 }
 
-// processDelivery handles one stored delivery and marks it processed.
+// maxDeliveryBackoff caps the wait between attempts of a failed delivery.
+const maxDeliveryBackoff = 5 * time.Minute
+
+// permanentError is a delivery failure that another attempt cannot fix
+// (a payload that does not parse).
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// deliveryRetryIn is the wait after failed attempt k (1-based):
+// backoff * 2^(k-1), at most maxDeliveryBackoff.
+func (b *Bot) deliveryRetryIn(attempt int) time.Duration {
+	d := b.deliveryBackoff
+	for i := 1; i < attempt && d < maxDeliveryBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxDeliveryBackoff)
+}
+
+// processDelivery handles one stored delivery. Success marks it processed.
+// A failure hands it back to the queue, due again after a backoff, until
+// its attempts run out; then it is marked failed for good. Commands are
+// safe to process again: the ledger makes queueing an apply idempotent,
+// reactions are not duplicated by GitHub, and a command's error reply is
+// posted only by its last attempt.
 func (b *Bot) processDelivery(ctx context.Context, d store.Delivery) {
-	log := b.log.With("delivery", d.ID, "event", d.Event)
-	err := b.handleDelivery(ctx, d)
+	log := b.log.With("delivery", d.ID, "event", d.Event, "attempt", d.Attempts)
+	final := d.Attempts >= b.deliveryAttempts
+	err := b.handleDelivery(ctx, d, final)
 	if ctx.Err() != nil {
 		// Shutting down: leave it to be taken again after its lease.
 		return
 	}
-	msg := ""
-	outcome := "processed"
-	if err != nil {
-		msg = err.Error()
-		outcome = "failed"
-		log.Error("process delivery", "err", err)
+	if err == nil {
+		b.metrics.Delivery(d.Event, "processed")
+		if err := b.st.FinishDelivery(ctx, d.ID, ""); err != nil {
+			log.Error("finish delivery", "err", err)
+		}
+		return
 	}
-	b.metrics.Delivery(d.Event, outcome)
-	if err := b.st.FinishDelivery(ctx, d.ID, msg); err != nil {
+	var perm *permanentError
+	if !final && !errors.As(err, &perm) {
+		wait := b.deliveryRetryIn(d.Attempts)
+		log.Warn("process delivery failed; will retry", "max_attempts", b.deliveryAttempts, "retry_in", wait.String(), "err", err)
+		b.metrics.Delivery(d.Event, "retrying")
+		if err := b.st.RetryDelivery(ctx, d.ID, err.Error(), wait); err != nil {
+			log.Error("requeue delivery", "err", err)
+		}
+		return
+	}
+	log.Error("delivery failed for good", "attempts", d.Attempts, "err", err)
+	b.metrics.Delivery(d.Event, "failed")
+	if err := b.st.FinishDelivery(ctx, d.ID, err.Error()); err != nil {
 		log.Error("finish delivery", "err", err)
 	}
 }
 
-func (b *Bot) handleDelivery(ctx context.Context, d store.Delivery) (err error) {
+// handleDelivery dispatches one delivery to its event's handler. final is
+// true on the delivery's last attempt.
+func (b *Bot) handleDelivery(ctx context.Context, d store.Delivery, final bool) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			b.log.Error("panic processing delivery", "delivery", d.ID, "panic", r, "stack", string(debug.Stack()))
@@ -78,11 +118,11 @@ func (b *Bot) handleDelivery(ctx context.Context, d store.Delivery) (err error) 
 		if d.Event == "ping" || d.Event == "installation" || d.Event == "installation_repositories" {
 			return nil
 		}
-		return fmt.Errorf("parse %s payload: %w", d.Event, err)
+		return &permanentError{fmt.Errorf("parse %s payload: %w", d.Event, err)}
 	}
 	switch e := ev.(type) {
 	case *github.IssueCommentEvent:
-		return b.onIssueComment(ctx, e)
+		return b.onIssueComment(ctx, e, final)
 	case *github.PullRequestEvent:
 		return b.onPullRequest(ctx, e)
 	case *github.CheckRunEvent:

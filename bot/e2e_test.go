@@ -144,7 +144,8 @@ recovery:
 	}
 	planner := &plan.Planner{}
 	runner := &apply.Runner{Store: st, Targets: targets, Planner: planner, Policy: apply.PolicyFromConfig(cfg.Recovery), Logger: log}
-	b, err := New(Options{Config: cfg, Store: st, Runner: runner, Targets: targets, Planner: planner, Logger: log, Poll: 200 * time.Millisecond})
+	b, err := New(Options{Config: cfg, Store: st, Runner: runner, Targets: targets, Planner: planner, Logger: log, Poll: 200 * time.Millisecond,
+		DeliveryAttempts: 3, DeliveryBackoff: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,8 +19,10 @@ func (r *refusal) Error() string { return "refused" }
 
 func refuse(body string) error { return &refusal{Reply: body} }
 
-// onIssueComment handles a `/tern` comment on a pull request.
-func (b *Bot) onIssueComment(ctx context.Context, e *github.IssueCommentEvent) error {
+// onIssueComment handles a `/tern` comment on a pull request. final is true
+// on the delivery's last attempt: only then does an error (not a refusal)
+// get a reply, so a delivery retried after GitHub's hiccup answers once.
+func (b *Bot) onIssueComment(ctx context.Context, e *github.IssueCommentEvent, final bool) error {
 	if e.GetAction() != "created" || !e.GetIssue().IsPullRequest() {
 		return nil
 	}
@@ -61,6 +63,9 @@ func (b *Bot) onIssueComment(ctx context.Context, e *github.IssueCommentEvent) e
 		log.Info("command refused")
 		b.react(ctx, gh, pr, commentID, "confused")
 		return b.reply(ctx, gh, pr, ref.Reply)
+	case err != nil && !final:
+		log.Warn("command failed; the delivery will be retried", "err", err)
+		return err
 	case err != nil:
 		b.react(ctx, gh, pr, commentID, "confused")
 		if rerr := b.reply(ctx, gh, pr, report.Refusal(cmd.Line, "tern hit an error: "+err.Error(), "Try again in a minute; if it persists, ask whoever runs tern to look at its log.")); rerr != nil {
