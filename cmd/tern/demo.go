@@ -15,11 +15,7 @@ import (
 // account needed.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, _ := newFlags("demo", stderr) // --config is accepted and not needed
-	defDSN := os.Getenv("TERN_DEMO_DSN")
-	if defDSN == "" {
-		defDSN = demo.DefaultDSN
-	}
-	dsn := fs.String("dsn", defDSN, "MySQL 8 / MariaDB 10.6+ server `DSN` to work on (default $TERN_DEMO_DSN, else "+demo.DefaultDSN+"); where none answers, a private MariaDB is started")
+	dsn := fs.String("dsn", "", "MySQL 8 / MariaDB 10.6+ server `DSN` to work on (default $TERN_DEMO_DSN, else "+demo.DefaultDSN+"); where none answers, a private MariaDB is started")
 	keep := fs.Bool("keep", false, "keep the demo databases (tern_demo_<id>_*) instead of dropping them")
 	verbose := fs.Bool("verbose", false, "print tern's own log to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -32,7 +28,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tern demo: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	opts := demo.Options{DSN: *dsn, Keep: *keep}
+	if *dsn == "" {
+		*dsn = os.Getenv("TERN_DEMO_DSN")
+	}
+	opts := demo.Options{DSN: *dsn, Keep: *keep} // an empty DSN means demo.DefaultDSN
 	if *verbose {
 		opts.Log = stderr
 	}
