@@ -246,7 +246,10 @@ func (d *demo) deliver(ctx context.Context, event string, body []byte) error {
 	err = waitFor(ctx, "the "+event+" delivery to be processed", func(ctx context.Context) (bool, error) {
 		state, le, err := deliveryState(ctx, d.st.DB(), id)
 		lastErr = le
-		return state != "" && state != "pending", err
+		// A failed attempt leaves the delivery pending, with its error,
+		// for a retry; with both stand-ins in process any failure is a
+		// fault worth stopping for.
+		return state != "" && (state != "pending" || le != ""), err
 	})
 	if err != nil {
 		return err
