@@ -10,6 +10,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/google/go-github/v60/github"
 
@@ -305,28 +306,70 @@ func (b *Bot) upsertComment(ctx context.Context, gh *github.Client, repo string,
 	return b.setRef(ctx, repo, key, c.GetID(), hash)
 }
 
-// postOnce creates the comment stored under key unless it exists already.
+// refClaimStale is how long a claim to post a comment may stay unfinished
+// before another reporter takes it over (its holder died). It is well
+// beyond the GitHub client's timeout of the two calls a post makes.
+const refClaimStale = 2 * time.Minute
+
+// refClaimWait bounds how long a reporter waits for another one (another
+// process) that is posting the same comment.
+const refClaimWait = 20 * time.Second
+
+// postOnce creates the comment stored under key unless it exists already,
+// exactly once across processes: a reporter first claims the key in the
+// ledger and posts only when it won; one that lost waits for the winner's
+// reference. A post that fails drops the claim, so a later report retries.
 func (b *Bot) postOnce(ctx context.Context, gh *github.Client, repo string, pr int, key, marker, body string) error {
-	_, _, err := b.st.Ref(ctx, repo, key)
-	if err == nil {
-		return nil
+	deadline := time.Now().Add(refClaimWait)
+	var claim *store.RefClaim
+	for claim == nil {
+		id, _, err := b.st.Ref(ctx, repo, key)
+		switch {
+		case err == nil && id != 0:
+			return nil
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("read ref %s: %w", key, err)
+		}
+		if claim, err = b.st.ClaimRef(ctx, repo, key, refClaimStale); err != nil {
+			return err
+		}
+		if claim != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("comment %s on %s#%d: another reporter is still posting it", key, repo, pr)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("read ref %s: %w", key, err)
-	}
-	id, err := b.findComment(ctx, gh, repo, pr, marker)
+	id, err := b.postClaimed(ctx, gh, repo, pr, marker, body)
 	if err != nil {
+		// Let a later report try again; the ledger still says it is due.
+		if rerr := b.st.ReleaseRefClaim(context.WithoutCancel(ctx), claim); rerr != nil {
+			b.log.Warn("release comment claim", "key", key, "err", rerr)
+		}
 		return err
 	}
-	if id == 0 {
-		owner, name := splitRepo(repo)
-		c, _, err := gh.Issues.CreateComment(ctx, owner, name, pr, &github.IssueComment{Body: &body})
-		if err != nil {
-			return fmt.Errorf("comment on %s#%d: %w", repo, pr, err)
-		}
-		id = c.GetID()
-	}
 	return b.setRef(ctx, repo, key, id, "")
+}
+
+// postClaimed posts the comment a claim was won for, unless one with its
+// marker is on the PR already (posted by a reporter that died before it
+// stored the reference), and returns its id.
+func (b *Bot) postClaimed(ctx context.Context, gh *github.Client, repo string, pr int, marker, body string) (int64, error) {
+	id, err := b.findComment(ctx, gh, repo, pr, marker)
+	if err != nil || id != 0 {
+		return id, err
+	}
+	owner, name := splitRepo(repo)
+	c, _, err := gh.Issues.CreateComment(ctx, owner, name, pr, &github.IssueComment{Body: &body})
+	if err != nil {
+		return 0, fmt.Errorf("comment on %s#%d: %w", repo, pr, err)
+	}
+	return c.GetID(), nil
 }
 
 func (b *Bot) setRef(ctx context.Context, repo, key string, id int64, meta string) error {
