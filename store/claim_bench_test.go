@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -120,7 +121,10 @@ func benchClaim(b *testing.B, terminal int, floor bool) {
 }
 
 // fillTerminal puts n terminal applies (completed, failed, cancelled) in
-// the table: 1,000 rows, then INSERT ... SELECT doubling.
+// the table: 1,000 rows, copied aside, then multi-row INSERT ... SELECT of
+// that copy crossed with a numbers table, 100,000 rows a statement. (A
+// table copied into itself needs a server-side temporary file; a cross
+// join of two other tables does not.)
 func fillTerminal(b *testing.B, s *Store, p *Plan, n int) {
 	b.Helper()
 	seed := n
@@ -133,13 +137,27 @@ func fillTerminal(b *testing.B, s *Store, p *Plan, n int) {
 	const cols = `plan_id, repository, pr, head_sha, installation_id, database_name, environment, desired_hash,
  state, attempt, max_attempts, rescues, next_attempt_at, lease_owner, lease_token, lease_expires_at, last_error,
  error_class, requested_by, allow_unsafe, engine_state, version, reported_version, created_at, updated_at`
-	for have := seed; have < n; {
-		add := have
-		if have+add > n {
-			add = n - have
+	if n > seed {
+		var nums strings.Builder
+		for i := 0; i < 100; i++ {
+			if i > 0 {
+				nums.WriteString(", ")
+			}
+			fmt.Fprintf(&nums, "(%d)", i)
 		}
-		_, err := s.DB().Exec(`INSERT INTO tern_applies (`+cols+`) SELECT `+cols+` FROM tern_applies
- WHERE state IN ('completed', 'failed', 'cancelled') ORDER BY id LIMIT ?`, add)
+		for _, q := range []string{
+			`CREATE TABLE bench_n (n INT NOT NULL PRIMARY KEY)`,
+			`INSERT INTO bench_n VALUES ` + nums.String(),
+			`CREATE TABLE bench_seed AS SELECT ` + cols + ` FROM tern_applies`,
+		} {
+			if _, err := s.DB().Exec(q); err != nil {
+				b.Fatalf("fill terminal applies: %v", err)
+			}
+		}
+	}
+	for have := seed; have < n; {
+		add := min(n-have, 100*seed)
+		_, err := s.DB().Exec(`INSERT INTO tern_applies (`+cols+`) SELECT `+cols+` FROM bench_seed CROSS JOIN bench_n LIMIT ?`, add)
 		if err != nil {
 			b.Fatalf("fill terminal applies: %v", err)
 		}
