@@ -8,6 +8,7 @@ package mysqlddl
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math"
@@ -62,7 +63,18 @@ func New(cfg config.MySQL, database string) (*Engine, error) {
 	if lw <= 0 {
 		lw = 10 * time.Second
 	}
-	return &Engine{db: sql.OpenDB(conn), database: mc.DBName, lockWait: lw}, nil
+	db := sql.OpenDB(conn)
+	// The pool serves introspection (planning, re-planning); idle
+	// connections go soon so that many targets do not pile them up.
+	db.SetMaxIdleConns(4)
+	db.SetConnMaxIdleTime(5 * time.Second)
+	return &Engine{db: db, database: mc.DBName, lockWait: lw}, nil
+}
+
+// discard closes conn for good instead of returning it to the pool.
+func discard(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	_ = conn.Close()
 }
 
 // Database returns the name of the live schema.
@@ -88,15 +100,18 @@ func (e *Engine) Apply(ctx context.Context, job engine.Job, rec engine.Recorder)
 		return nil
 	}
 	first := job.Tasks[0].Seq
-	fl, err := e.serverFlavor(ctx)
-	if err != nil {
-		return &engine.TaskError{Seq: first, Err: err}
-	}
 	conn, err := e.db.Conn(ctx)
 	if err != nil {
 		return &engine.TaskError{Seq: first, Err: engine.ClassifyMySQL(fmt.Errorf("connect: %w", err))}
 	}
-	defer conn.Close()
+	// The connection carries this job's session settings and is not handed
+	// back to the pool: one apply holds one connection and leaves none idle,
+	// however many targets a process serves.
+	defer discard(conn)
+	fl, err := e.serverFlavor(ctx, conn)
+	if err != nil {
+		return &engine.TaskError{Seq: first, Err: err}
+	}
 	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = "+fl.lockWaitValue(e.lockWait)); err != nil {
 		return &engine.TaskError{Seq: first, Err: engine.ClassifyMySQL(fmt.Errorf("set lock_wait_timeout: %w", err))}
 	}
@@ -154,14 +169,14 @@ func (f flavor) lockWaitValue(d time.Duration) string {
 	return strconv.FormatInt(s, 10)
 }
 
-func (e *Engine) serverFlavor(ctx context.Context) (flavor, error) {
+func (e *Engine) serverFlavor(ctx context.Context, conn *sql.Conn) (flavor, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.known {
 		return e.flavor, nil
 	}
 	var v string
-	if err := e.db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&v); err != nil {
+	if err := conn.QueryRowContext(ctx, "SELECT VERSION()").Scan(&v); err != nil {
 		return flavor{}, engine.ClassifyMySQL(fmt.Errorf("read server version: %w", err))
 	}
 	e.flavor, e.known = parseFlavor(v), true

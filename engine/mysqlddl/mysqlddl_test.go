@@ -130,6 +130,24 @@ func TestApplyRunsTasksInOrder(t *testing.T) {
 	}
 }
 
+// TestApplyLeavesNoConnection: an apply's connection carries its session
+// settings and is closed, not pooled, so that a process serving many
+// targets does not hold an idle connection per target (four recovery passes
+// over 200 targets once ran a server out of connections that way).
+func TestApplyLeavesNoConnection(t *testing.T) {
+	ctx := context.Background()
+	e, _, _ := newEngine(t, time.Second)
+	for i := 1; i <= 3; i++ {
+		job := engine.Job{ApplyID: int64(i), Attempt: 1, Tasks: tasks(fmt.Sprintf("CREATE TABLE t%d (id INT PRIMARY KEY)", i))}
+		if err := e.Apply(ctx, job, &recorder{}); err != nil {
+			t.Fatalf("Apply %d: %v", i, err)
+		}
+		if st := e.db.Stats(); st.OpenConnections != 0 {
+			t.Fatalf("after apply %d the pool holds %d connections (%d idle), want 0", i, st.OpenConnections, st.Idle)
+		}
+	}
+}
+
 func TestApplyPermanentFailureStops(t *testing.T) {
 	ctx := context.Background()
 	e, db, _ := newEngine(t, time.Second)
