@@ -4,9 +4,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/ternhq/tern/config"
+	"github.com/ternhq/tern/internal/redact"
 )
 
 // newFlags returns a flag set of its own (never flag.CommandLine, where
@@ -16,6 +18,16 @@ func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.SetOutput(stderr)
 	cfg := fs.String("config", os.Getenv("TERN_CONFIG"), "server config `FILE` (default $TERN_CONFIG)")
 	return fs, cfg
+}
+
+// newLogger returns the log of a command: JSON lines (for servers) or text
+// (for a person or a workflow log), with every secret of cfg masked.
+func newLogger(w io.Writer, cfg *config.Config, json bool) *slog.Logger {
+	w = redact.NewWriter(w, cfg.Secrets())
+	if json {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
 }
 
 // loadConfig loads the server config named by --config.

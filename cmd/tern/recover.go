@@ -103,7 +103,7 @@ func recoverMain(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if gha != nil {
 		actions.Mask(gha, cfg.Secrets())
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil)).With("cmd", "recover")
+	log := newLogger(stderr, cfg, false).With("cmd", "recover")
 
 	st, err := store.Open(ctx, cfg.Store.DSN)
 	if err != nil {

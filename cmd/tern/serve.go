@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -36,19 +35,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "tern serve: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("cmd", "serve")
-	if err := serve(ctx, *cfgPath, *listen, log); err != nil {
+	if err := serve(ctx, *cfgPath, *listen, stderr); err != nil {
 		fmt.Fprintf(stderr, "tern serve: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func serve(ctx context.Context, cfgPath, listen string, log *slog.Logger) error {
+func serve(ctx context.Context, cfgPath, listen string, stderr io.Writer) error {
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return err
 	}
+	log := newLogger(stderr, cfg, true).With("cmd", "serve")
 	if err := errors.Join(cfg.RequireGitHub(), bot.RequireWebhookSecret(cfg)); err != nil {
 		return err
 	}
