@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/google/go-github/v60/github"
+
+	"github.com/ternhq/tern/internal/redact"
 )
 
 // printer writes the story to the terminal. Every line passes through
@@ -26,12 +28,7 @@ func (p *printer) printf(format string, a ...any) {
 
 // redact replaces every known secret in s.
 func (p *printer) redact(s string) string {
-	for _, sec := range p.secrets {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, "***")
-		}
-	}
-	return s
+	return redact.String(s, redact.Secrets(p.secrets))
 }
 
 // heading starts step n of the story.
