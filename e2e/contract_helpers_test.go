@@ -48,6 +48,13 @@ type cworld struct {
 // (indented two spaces per line); lockWait is the targets' lock_wait_timeout.
 func newContract(t *testing.T, recovery, lockWait string) *cworld {
 	t.Helper()
+	return newContractWith(t, recovery, lockWait, "")
+}
+
+// newContractWith is newContract with production's DSN replaced by
+// prodDSN when it is not empty.
+func newContractWith(t *testing.T, recovery, lockWait, prodDSN string) *cworld {
+	t.Helper()
 	w := newWorld(t)
 	staging, stagingName := testdb.Open(t, "e2e_c_staging")
 	prod, prodName := testdb.Open(t, "e2e_c_prod")
@@ -58,6 +65,9 @@ func newContract(t *testing.T, recovery, lockWait string) *cworld {
 	}
 	w.env["SHOP_STAGING_DSN"] = liveDSN(t, stagingName)
 	w.env["SHOP_PRODUCTION_DSN"] = liveDSN(t, prodName)
+	if prodDSN != "" {
+		w.env["SHOP_PRODUCTION_DSN"] = prodDSN
+	}
 	targets := fmt.Sprintf(`  - repository: acme/shop
     database: shop
     environment: staging
