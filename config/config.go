@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -149,12 +150,18 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // Load reads, expands, defaults and validates the config file at path.
-func Load(path string) (*Config, error) {
+//
+// unused names key paths (such as "github.webhook_secret") that the
+// calling command does not read: an unset ${VAR} in one of them leaves
+// that value empty instead of failing, so one server config serves
+// `tern serve` and the recovery Action, whose step has no webhook secret.
+// An unset variable anywhere else is an error naming the key.
+func Load(path string, unused ...string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	c, err := Parse(b, os.LookupEnv)
+	c, err := parse(b, lookupExcept(os.LookupEnv, unused))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -164,6 +171,25 @@ func Load(path string) (*Config, error) {
 // Parse parses YAML config text. lookup resolves ${VAR} references (use
 // os.LookupEnv); an unset variable is an error naming the key.
 func Parse(b []byte, lookup func(string) (string, bool)) (*Config, error) {
+	return parse(b, func(_, name string) (string, bool) { return lookup(name) })
+}
+
+// keyLookup resolves ${VAR} name found in the value at key path.
+type keyLookup func(path, name string) (string, bool)
+
+// lookupExcept resolves variables with lookup, answering "" for an unset
+// variable in one of the unused key paths.
+func lookupExcept(lookup func(string) (string, bool), unused []string) keyLookup {
+	return func(path, name string) (string, bool) {
+		v, ok := lookup(name)
+		if !ok && slices.Contains(unused, path) {
+			return "", true
+		}
+		return v, ok
+	}
+}
+
+func parse(b []byte, lookup keyLookup) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
 		return nil, fmt.Errorf("parse yaml: %w", err)
@@ -205,7 +231,7 @@ var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // expand replaces ${VAR} in every scalar value, tracking the key path for
 // error messages.
-func expand(n *yaml.Node, path string, lookup func(string) (string, bool)) error {
+func expand(n *yaml.Node, path string, lookup keyLookup) error {
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -228,7 +254,7 @@ func expand(n *yaml.Node, path string, lookup func(string) (string, bool)) error
 		var missing string
 		out := varRef.ReplaceAllStringFunc(n.Value, func(m string) string {
 			name := m[2 : len(m)-1]
-			v, ok := lookup(name)
+			v, ok := lookup(path, name)
 			if !ok && missing == "" {
 				missing = name
 			}

@@ -30,10 +30,16 @@ func newLogger(w io.Writer, cfg *config.Config, json bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
-// loadConfig loads the server config named by --config.
-func loadConfig(path string) (*config.Config, error) {
+// loadConfig loads the server config named by --config. unused names the
+// key paths the command does not read (see config.Load).
+func loadConfig(path string, unused ...string) (*config.Config, error) {
 	if path == "" {
 		return nil, fmt.Errorf("no config: pass --config FILE or set TERN_CONFIG")
 	}
-	return config.Load(path)
+	return config.Load(path, unused...)
 }
+
+// webhookSecretKey is the config key only `tern serve` reads: the other
+// commands receive no webhooks, and the recovery Action's step has no
+// webhook secret in its environment (CONTRACT §7).
+const webhookSecretKey = "github.webhook_secret"

@@ -18,7 +18,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "tern migrate: unexpected argument %q\n", fs.Arg(0))
 		return 1
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := loadConfig(*cfgPath, webhookSecretKey)
 	if err != nil {
 		fmt.Fprintf(stderr, "tern migrate: %v\n", err)
 		return 1

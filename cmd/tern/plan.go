@@ -109,7 +109,7 @@ type planTarget struct {
 // planCheckout reads the checkout and the config, connects to the target
 // and plans.
 func planCheckout(ctx context.Context, a planArgs) (*plan.Plan, planTarget, error) {
-	cfg, err := loadConfig(a.config)
+	cfg, err := loadConfig(a.config, webhookSecretKey)
 	if err != nil {
 		return nil, planTarget{}, err
 	}

@@ -94,7 +94,7 @@ func recoverMain(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		return fail("--limit and --parallel must be at least 1")
 	}
 
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := loadConfig(*cfgPath, webhookSecretKey)
 	if err != nil {
 		return fail("%v", err)
 	}
