@@ -68,8 +68,12 @@ func TestContractTransientFaultRecoveredByTernRecover(t *testing.T) {
 	if !strings.Contains(stdout, fmt.Sprintf("apply %d ", a.ID)) || !strings.Contains(stdout, "acme/shop#2") {
 		t.Errorf("recover printed no line for apply %d:\n%s", a.ID, stdout)
 	}
-	c.waitCheck(head, "tern/shop/staging", "Applied")
+	applied := c.waitCheck(head, "tern/shop/staging", "Applied")
 	c.wantCheck(head, "tern/shop/staging", "completed", "success", "Applied")
+	// §5: the in-progress run is updated in place until it completes.
+	if applied.GetID() != run.GetID() {
+		t.Errorf("Applied is run %d, want the in-progress run %d completed in place", applied.GetID(), run.GetID())
+	}
 	if columnCount(t, c.staging, "users", "email") != 1 {
 		t.Error("staging lacks users.email after the recovered apply")
 	}
@@ -218,5 +222,43 @@ func TestContractCancelThenRetry(t *testing.T) {
 	}
 	if r := c.gh.ReopenedRuns(); len(r) != 0 {
 		t.Errorf("completed check runs reopened: %+v", r)
+	}
+}
+
+// Drift (CONTRACT §8): between attempts someone changes the live table in
+// a way the plan did not expect. The next attempt re-plans, finds a
+// difference it was not asked to make, and fails the apply for good
+// without running the reviewed DDL: Failed check, a `failed for good`
+// comment, the hand-made change left as it was.
+func TestContractDriftFailsForGood(t *testing.T) {
+	c := newContract(t, fmt.Sprintf(fastRecovery, 5), "1s")
+	head := sha(70)
+	c.openPR(70, head, shopFiles(usersV2))
+	c.waitCheck(head, "tern/shop/staging", "Awaiting apply")
+	release := holdTable(t, c.staging, "users")
+	c.comment(70, "alice", "/tern apply -e staging")
+	c.waitCheck(head, "tern/shop/staging", "Failed (retrying...)")
+	c.waitApplyState(70, "staging", store.FailedRetryable)
+	release()
+	if _, err := c.staging.Exec("ALTER TABLE users ADD COLUMN email INT NULL"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitDue(70, "staging")
+	stdout, sum := c.recoverPass(c.cfg)
+	if sum.Failed != 1 || sum.Recovered != 0 {
+		t.Errorf("recover after drift: %+v, want failed=1\n%s", sum, stdout)
+	}
+	c.waitCheck(head, "tern/shop/staging", "Failed")
+	c.wantCheck(head, "tern/shop/staging", "completed", "failure", "Failed")
+	if a := c.latestApply(70, "staging"); a.State != store.Failed {
+		t.Errorf("apply after drift: %s, want failed", a.State)
+	}
+	waitFor(t, "the failed-for-good comment", func() bool { return len(c.botCommentsWith(70, "failed for good after 2 attempts")) == 1 })
+	var typ string
+	if err := c.staging.QueryRow(`SELECT data_type FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'users' AND column_name = 'email'`).Scan(&typ); err != nil {
+		t.Fatal(err)
+	}
+	if typ != "int" {
+		t.Errorf("users.email is %s after the drifted apply, want the hand-made int left alone", typ)
 	}
 }
