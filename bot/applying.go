@@ -51,6 +51,14 @@ func (b *Bot) cmdApply(ctx context.Context, gh *github.Client, pr *prInfo, cmd *
 		if r.Err != "" {
 			return refuse(report.Refusal(cmd.Line, fmt.Sprintf("the plan for `%s/%s` failed: %s", db, env, r.Err), "Fix it and push; the plan comment shows the error."))
 		}
+		// Another PR's lock comes first: while it holds the target, this
+		// PR's plan may well look stale (the other PR changed the schema),
+		// and the holder is what the person needs to know.
+		if l, err := b.st.GetLock(ctx, pr.Repo, db, env); err == nil && l.PR != pr.Number {
+			return refuse(report.RefuseLock(cmd.Line, db, env, l.PR))
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("read lock: %w", err)
+		}
 		fresh := run.plans[key(db, env)]
 		if !fresh.HasChanges() {
 			nothing = append(nothing, db+"/"+env)
@@ -75,11 +83,6 @@ func (b *Bot) cmdApply(ctx context.Context, gh *github.Client, pr *prInfo, cmd *
 				return err
 			}
 			return refuse(report.RefuseUnsafe(cmd.Line, db, env, fresh))
-		}
-		if l, err := b.st.GetLock(ctx, pr.Repo, db, env); err == nil && l.PR != pr.Number {
-			return refuse(report.RefuseLock(cmd.Line, db, env, l.PR))
-		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("read lock: %w", err)
 		}
 		queue = append(queue, run.stored[key(db, env)])
 	}
