@@ -122,6 +122,9 @@ type Bot struct {
 	wakeDeliveries chan struct{}
 	wakeApplies    chan struct{}
 
+	// intake stores webhook deliveries by group commit.
+	intake *intake
+
 	// prLocks serialise the work on one pull request (its plan comment,
 	// check runs and applies) inside this process.
 	prLocks [64]sync.Mutex
@@ -203,6 +206,7 @@ func New(opts Options) (*Bot, error) {
 		clients:        map[int64]*github.Client{},
 		wakeDeliveries: make(chan struct{}, 1),
 		wakeApplies:    make(chan struct{}, 1),
+		intake:         &intake{st: opts.Store},
 	}
 	if b.workers <= 0 {
 		b.workers = 2

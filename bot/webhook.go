@@ -12,7 +12,8 @@ import (
 
 // serveWebhook verifies, stores and acknowledges one delivery. The work is
 // done later from what was stored, so an acknowledged delivery survives a
-// crash.
+// crash. Deliveries arriving together are stored by group commit (see
+// intake): the answer waits until this delivery's batch is durable.
 func (b *Bot) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	event := github.WebHookType(r)
 	if len(b.secret) == 0 {
@@ -42,7 +43,7 @@ func (b *Bot) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "missing X-GitHub-Delivery or X-GitHub-Event", http.StatusBadRequest)
 		return
 	}
-	fresh, err := b.st.RecordDelivery(r.Context(), store.Delivery{ID: id, Event: event, Payload: payload, ReceivedAt: time.Now().UTC()})
+	fresh, err := b.intake.record(r.Context(), store.Delivery{ID: id, Event: event, Payload: payload, ReceivedAt: time.Now().UTC()})
 	if err != nil {
 		b.metrics.Delivery(event, "store_error")
 		b.log.Error("record delivery", "delivery", id, "event", event, "err", err)
