@@ -111,7 +111,8 @@ func outcomeComments(gh *fakegithub.Server, applyID int64) int {
 }
 
 // Two reporters (two recovery passes in two processes) report the same
-// ended apply at the same moment: the notifying comment is posted once.
+// ended apply at the same moment: the apply's comment and the notifying
+// comment are each posted once.
 func TestOutcomeCommentOnceUnderRacingReporters(t *testing.T) {
 	st, gh, bots := reporters(t)
 	for round := 0; round < 5; round++ {
@@ -136,6 +137,17 @@ func TestOutcomeCommentOnceUnderRacingReporters(t *testing.T) {
 		}
 		if n := outcomeComments(gh, a.ID); n != 1 {
 			t.Fatalf("round %d: %d notifying comments for apply %d, want 1", round, n, a.ID)
+		}
+		// The apply's own comment, created by the same race, exists once
+		// too.
+		applyComments := 0
+		for _, c := range gh.Comments(repoName, 2) {
+			if strings.Contains(c.GetBody(), report.ApplyMarker(a.ID)) {
+				applyComments++
+			}
+		}
+		if applyComments != 1 {
+			t.Fatalf("round %d: %d comments for apply %d, want 1", round, applyComments, a.ID)
 		}
 	}
 }
