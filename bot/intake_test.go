@@ -25,10 +25,15 @@ type gatedStore struct {
 	batches atomic.Int32
 	sizes   []int
 	mu      sync.Mutex
+	// entered, when not nil, is closed as the first batch starts.
+	entered chan struct{}
 }
 
 func (g *gatedStore) RecordDeliveries(ctx context.Context, ds []store.Delivery) ([]bool, error) {
 	if g.batches.Add(1) == 1 {
+		if g.entered != nil {
+			close(g.entered)
+		}
 		// The deadline only keeps a broken intake from hanging the test.
 		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 			g.in.mu.Lock()
@@ -68,7 +73,7 @@ func TestIntakeGroupCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := &intake{}
-	g := &gatedStore{Store: st, in: in, total: 50}
+	g := &gatedStore{Store: st, in: in, total: 50, entered: make(chan struct{})}
 	in.st = g
 	// 50 callers: ids 0..39 once, ids 0..8 a second time, one seen before.
 	var ids []string
@@ -82,7 +87,7 @@ func TestIntakeGroupCommit(t *testing.T) {
 	fresh := map[string]int{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, id := range ids {
+	for i, id := range ids {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -97,9 +102,14 @@ func TestIntakeGroupCommit(t *testing.T) {
 				fresh[id]++
 			}
 		}()
+		if i == 0 {
+			// The first caller's batch is being written before anyone
+			// else arrives: the other 49 must queue behind it.
+			<-g.entered
+		}
 	}
 	wg.Wait()
-	if b := g.batches.Load(); b != 2 {
+	if b := g.batches.Load(); b != 2 || g.sizes[0] != 1 {
 		t.Errorf("%d batches (sizes %v), want 2: the first, then all queued behind it", b, g.sizes)
 	}
 	for i := 0; i < 40; i++ {
