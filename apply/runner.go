@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ternhq/tern/engine"
+	"github.com/ternhq/tern/metrics"
 	"github.com/ternhq/tern/plan"
 	"github.com/ternhq/tern/store"
 )
@@ -81,6 +82,8 @@ type Runner struct {
 	Listener Listener
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Metrics, when not nil, counts how attempts end.
+	Metrics *metrics.Metrics
 }
 
 // finishTimeout bounds the ledger writes that end an attempt; they run even
@@ -194,6 +197,7 @@ func (r *Runner) finish(ctx context.Context, a *store.Apply, err error, started 
 			return a, fmt.Errorf("apply %d: record completed: %w", a.ID, ferr)
 		}
 		log.Info("apply completed")
+		r.Metrics.Transition(string(got.State))
 		r.emit(ctx, Event{Kind: Completed, Apply: got})
 		return got, nil
 	}
@@ -253,6 +257,10 @@ func (r *Runner) finish(ctx context.Context, a *store.Apply, err error, started 
 	}
 	if ferr != nil {
 		return a, fmt.Errorf("apply %d: record %s: %w", a.ID, kind, ferr)
+	}
+	r.Metrics.Transition(string(got.State))
+	if kind == FailedRetryable {
+		r.Metrics.Retry(class)
 	}
 	r.emit(ctx, Event{Kind: kind, Apply: got})
 	return got, nil

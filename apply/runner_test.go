@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/ternhq/tern/engine"
 	"github.com/ternhq/tern/engine/mysqlddl"
 	"github.com/ternhq/tern/internal/testdb"
+	"github.com/ternhq/tern/metrics"
 	"github.com/ternhq/tern/plan"
 	"github.com/ternhq/tern/store"
 )
@@ -65,8 +67,23 @@ func newFixture(t *testing.T, lockWait time.Duration, liveSQL ...string) *fixtur
 		Policy:   Policy{MaxAttempts: 5, BackoffBase: time.Minute, BackoffMax: time.Hour, Lease: time.Minute, Jitter: func() float64 { return 0 }},
 		Listener: f.listener,
 		Logger:   slog.New(slog.DiscardHandler),
+		Metrics:  metrics.New(nil),
 	}
 	return f
+}
+
+// metric returns the scraped line of the runner's metrics that starts with
+// prefix, or "".
+func (f *fixture) metric(prefix string) string {
+	f.t.Helper()
+	rec := httptest.NewRecorder()
+	f.runner.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if strings.HasPrefix(line, prefix) {
+			return line
+		}
+	}
+	return ""
 }
 
 // Target implements Targets with the fixture's live database.
@@ -299,6 +316,15 @@ func TestRunMetadataLock(t *testing.T) {
 	}
 	if c := f.columns("t"); c != "id,v,c" {
 		t.Errorf("t columns %q", c)
+	}
+	for _, want := range []string{
+		`tern_apply_retries_total{class="lock_wait_timeout"} 1`,
+		`tern_apply_transitions_total{to="failed_retryable"} 1`,
+		`tern_apply_transitions_total{to="completed"} 1`,
+	} {
+		if got := f.metric(want[:strings.LastIndex(want, " ")]); got != want {
+			t.Errorf("metric %q, want %q", got, want)
+		}
 	}
 }
 
