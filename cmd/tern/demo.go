@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,15 +16,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dsn := fs.String("dsn", "", "MySQL 8 / MariaDB 10.6+ server `DSN` to work on (default $TERN_DEMO_DSN, else "+demo.DefaultDSN+"); where none answers, a private MariaDB is started")
 	keep := fs.Bool("keep", false, "keep the demo databases (tern_demo_<id>_*) instead of dropping them")
 	verbose := fs.Bool("verbose", false, "print tern's own log to stderr")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tern demo: unexpected arguments %q\n", fs.Args())
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if *dsn == "" {
 		*dsn = os.Getenv("TERN_DEMO_DSN")

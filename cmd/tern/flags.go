@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +19,24 @@ func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.SetOutput(stderr)
 	cfg := fs.String("config", os.Getenv("TERN_CONFIG"), "server config `FILE` (default $TERN_CONFIG)")
 	return fs, cfg
+}
+
+// parseFlags parses a command's args, which take no positional
+// arguments. When the command must not go on, ok is false and code is its
+// exit code: 0 after -h, 2 for a bad flag or an argument (the flag
+// package or parseFlags has said why on fs's output).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
+		return 2, false
+	}
+	return 0, true
 }
 
 // newLogger returns the log of a command: JSON lines (for servers) or text

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,71 +9,51 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
-	"github.com/ternhq/tern/apply"
-	"github.com/ternhq/tern/bot"
 	"github.com/ternhq/tern/config"
 	"github.com/ternhq/tern/internal/actions"
-	"github.com/ternhq/tern/plan"
+	"github.com/ternhq/tern/internal/app"
 	"github.com/ternhq/tern/recovery"
 	"github.com/ternhq/tern/store"
-	"github.com/ternhq/tern/targets"
 )
 
-// recoverDeps are the pieces of a pass beyond the ledger: the runner, and
-// the GitHub side (reporter and closed-PR check; nil skips them).
-type recoverDeps struct {
-	runner   recovery.Runner
-	reporter recovery.Reporter
-	prs      recovery.PRs
-	close    func()
-}
-
-// depsFunc builds recoverDeps from the config and the open ledger.
-type depsFunc func(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*recoverDeps, error)
+// passFunc builds the recovery pass of `tern recover` over the open
+// ledger: its runner and, to report to GitHub, its Reporter and PRs (nil
+// skips them). close, when not nil, releases what it built. recoverMain
+// then sets the flags' Limit and Parallel.
+type passFunc func(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (p *recovery.Pass, close func(), err error)
 
 // runRecover is `tern recover`: one recovery pass, then exit.
 func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return recoverMain(ctx, args, stdout, stderr, os.Getenv, productionDeps)
+	return recoverMain(ctx, args, stdout, stderr, os.Getenv, productionPass)
 }
 
-// productionDeps wires the apply runner over the configured targets and the
-// GitHub App, which reports to pull requests and checks for closed ones. The
-// runner reports each step of an attempt through the App as it happens;
-// the pass then reports every apply it touched once more and retries what
-// did not reach GitHub.
-func productionDeps(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*recoverDeps, error) {
+// productionPass wires the apply runner over the configured targets and
+// the GitHub App, which reports to pull requests and checks for closed
+// ones. The runner reports each step of an attempt through the App as it
+// happens; the pass then reports every apply it touched once more and
+// retries what did not reach GitHub.
+func productionPass(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*recovery.Pass, func(), error) {
 	if err := cfg.RequireGitHub(); err != nil {
-		return nil, fmt.Errorf("tern recover reports to pull requests as the GitHub App: %w", err)
+		return nil, nil, fmt.Errorf("tern recover reports to pull requests as the GitHub App: %w", err)
 	}
-	ts := targets.New(cfg, log)
-	planner := &plan.Planner{Logger: log}
-	runner := &apply.Runner{Store: st, Targets: ts, Planner: planner, Policy: apply.PolicyFromConfig(cfg.Recovery), Logger: log}
-	b, err := bot.New(bot.Options{Config: cfg, Store: st, Runner: runner, Targets: ts, Planner: planner, Logger: log})
+	a, err := app.New(ctx, cfg, app.Options{Store: st, Logger: log})
 	if err != nil {
-		ts.Close()
-		return nil, fmt.Errorf("github app: %w", err)
+		return nil, nil, fmt.Errorf("github app: %w", err)
 	}
-	runner.Listener = b
-	return &recoverDeps{runner: runner, reporter: b.Reporter(), prs: b, close: func() { ts.Close() }}, nil
+	return a.RecoveryPass(), func() { a.Close() }, nil
 }
 
-// recoverMain runs `tern recover` with its environment and dependencies
-// injected. Exit codes: 0 when the pass ran, whatever became of the
-// applies; 1 when it could not run (bad flags or config, ledger
-// unreachable, pieces that could not be built).
-func recoverMain(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, deps depsFunc) int {
+// recoverMain runs `tern recover` with its environment (getenv) and its
+// pass (newPass) injected. Exit codes: 0 when the pass ran, whatever
+// became of the applies; 1 when it could not run (a --limit or --parallel
+// below 1, a bad config, the ledger unreachable, a pass that could not be
+// built or run); 2 for an unknown flag or an argument.
+func recoverMain(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, newPass passFunc) int {
 	fs, cfgPath := newFlags("recover", stderr)
 	limit := fs.Int("limit", recovery.DefaultLimit, "claim at most `N` due applies in this pass")
 	parallel := fs.Int("parallel", recovery.DefaultParallel, "run at most `N` applies at once")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tern recover: unexpected arguments %q\n", fs.Args())
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 
 	var gha *githubactions.Action
@@ -105,36 +83,23 @@ func recoverMain(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	}
 	log := newLogger(stderr, cfg, false).With("cmd", "recover")
 
-	st, err := store.Open(ctx, cfg.Store.DSN)
-	if err != nil {
-		return fail("open store: %v", err)
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return fail("migrate store: %v", err)
-	}
-	d, err := deps(ctx, cfg, st, log)
+	st, err := app.OpenStore(ctx, cfg.Store.DSN)
 	if err != nil {
 		return fail("%v", err)
 	}
-	if d.close != nil {
-		defer d.close()
+	defer st.Close()
+	p, closePass, err := newPass(ctx, cfg, st, log)
+	if err != nil {
+		return fail("%v", err)
 	}
-	if d.reporter == nil {
+	if closePass != nil {
+		defer closePass()
+	}
+	if p.Reporter == nil {
 		log.Warn("no GitHub reporter: applies stay report-due for a pass that has one")
 	}
+	p.Limit, p.Parallel = *limit, *parallel
 
-	p := &recovery.Pass{
-		Store:      st,
-		Runner:     d.runner,
-		Reporter:   d.reporter,
-		PRs:        d.prs,
-		Limit:      *limit,
-		Parallel:   *parallel,
-		MaxRescues: cfg.Recovery.MaxRescues,
-		Lease:      cfg.Recovery.Lease.D(),
-		Logger:     log,
-	}
 	res, err := p.Run(ctx)
 	if err != nil {
 		return fail("recovery pass: %v", err)

@@ -91,7 +91,7 @@ recovery:
 	recover := func() string {
 		t.Helper()
 		var stdout, stderr bytes.Buffer
-		if code := recoverMain(ctx, []string{"--config", cfgPath}, &stdout, &stderr, func(string) string { return "" }, productionDeps); code != 0 {
+		if code := recoverMain(ctx, []string{"--config", cfgPath}, &stdout, &stderr, func(string) string { return "" }, productionPass); code != 0 {
 			t.Fatalf("tern recover exit %d\n%s", code, stderr.String())
 		}
 		if strings.Contains(stderr.String(), string(gh.PrivateKeyPEM)) {

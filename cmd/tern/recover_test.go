@@ -13,6 +13,7 @@ import (
 
 	"github.com/ternhq/tern/config"
 	"github.com/ternhq/tern/internal/testdb"
+	"github.com/ternhq/tern/recovery"
 	"github.com/ternhq/tern/recovery/recoverytest"
 	"github.com/ternhq/tern/store"
 )
@@ -98,9 +99,13 @@ targets:
 	return f
 }
 
-// testDeps runs applies through the fast engine; no GitHub.
-func testDeps(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*recoverDeps, error) {
-	return &recoverDeps{runner: &recoverytest.LedgerRunner{Store: st, Engine: recoverytest.NewEngine(st.DB()), RetryIn: time.Hour}}, nil
+// testPass runs applies through the fast engine; no GitHub.
+func testPass(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*recovery.Pass, func(), error) {
+	runner := &recoverytest.LedgerRunner{Store: st, Engine: recoverytest.NewEngine(st.DB()), RetryIn: time.Hour}
+	return &recovery.Pass{
+		Store: st, Runner: runner, Logger: log,
+		MaxRescues: cfg.Recovery.MaxRescues, Lease: cfg.Recovery.Lease.D(),
+	}, nil, nil
 }
 
 func readFile(t *testing.T, path string) string {
@@ -116,7 +121,7 @@ func TestRecoverPlain(t *testing.T) {
 	f := newRecoverFixture(t)
 	var stdout, stderr bytes.Buffer
 	code := recoverMain(context.Background(), []string{"--config", f.cfgPath}, &stdout, &stderr,
-		func(string) string { return "" }, testDeps)
+		func(string) string { return "" }, testPass)
 	if code != 0 {
 		t.Fatalf("exit %d, want 0\nstderr: %s", code, stderr.String())
 	}
@@ -144,7 +149,7 @@ func TestRecoverActions(t *testing.T) {
 	f := newRecoverFixture(t)
 	var stdout, stderr bytes.Buffer
 	code := recoverMain(context.Background(), []string{"--config", f.cfgPath, "--limit", "10", "--parallel", "2"},
-		&stdout, &stderr, func(k string) string { return f.env[k] }, testDeps)
+		&stdout, &stderr, func(k string) string { return f.env[k] }, testPass)
 	if code != 0 {
 		t.Fatalf("exit %d, want 0\nstderr: %s", code, stderr.String())
 	}
@@ -214,7 +219,7 @@ func TestRecoverCannotRun(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("TERN_CONFIG", "")
 			var stdout, stderr bytes.Buffer
-			code := recoverMain(context.Background(), tc.args, &stdout, &stderr, func(string) string { return "" }, testDeps)
+			code := recoverMain(context.Background(), tc.args, &stdout, &stderr, func(string) string { return "" }, testPass)
 			if code != tc.code {
 				t.Errorf("exit %d, want %d; stderr: %s", code, tc.code, stderr.String())
 			}
@@ -237,7 +242,7 @@ func TestRecoverProductionNeedsGitHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	code := recoverMain(context.Background(), []string{"--config", path}, &stdout, &stderr, func(string) string { return "" }, productionDeps)
+	code := recoverMain(context.Background(), []string{"--config", path}, &stdout, &stderr, func(string) string { return "" }, productionPass)
 	if code != 1 || !strings.Contains(stderr.String(), "github.app_id: required") {
 		t.Errorf("exit %d stderr %q, want 1 and github.app_id: required", code, stderr.String())
 	}

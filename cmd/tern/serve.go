@@ -3,21 +3,17 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
-	"github.com/ternhq/tern/apply"
 	"github.com/ternhq/tern/bot"
-	"github.com/ternhq/tern/metrics"
-	"github.com/ternhq/tern/plan"
+	"github.com/ternhq/tern/internal/app"
 	"github.com/ternhq/tern/recovery"
-	"github.com/ternhq/tern/store"
-	"github.com/ternhq/tern/targets"
 )
 
 // runServe is `tern serve`: the webhook server, the apply workers and,
@@ -25,15 +21,8 @@ import (
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, cfgPath := newFlags("serve", stderr)
 	listen := fs.String("listen", "", "listen `ADDRESS` (default: listen from the config, else :8080)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tern serve: unexpected arguments %q\n", fs.Args())
-		return 2
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	if err := serve(ctx, *cfgPath, *listen, stderr); err != nil {
 		fmt.Fprintf(stderr, "tern serve: %v\n", err)
@@ -42,6 +31,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return 0
 }
 
+// serve loads the config, wires tern and runs it until ctx ends.
 func serve(ctx context.Context, cfgPath, listen string, stderr io.Writer) error {
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
@@ -54,31 +44,25 @@ func serve(ctx context.Context, cfgPath, listen string, stderr io.Writer) error 
 	if listen != "" {
 		cfg.Listen = listen
 	}
-	st, err := store.Open(ctx, cfg.Store.DSN)
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate store: %w", err)
-	}
-	m := metrics.New(st.DB())
-	tg := targets.New(cfg, log)
-	defer tg.Close()
-	planner := &plan.Planner{Logger: log}
-	runner := &apply.Runner{Store: st, Targets: tg, Planner: planner, Policy: apply.PolicyFromConfig(cfg.Recovery), Logger: log}
-	b, err := bot.New(bot.Options{Config: cfg, Store: st, Runner: runner, Targets: tg, Planner: planner, Logger: log, Metrics: m})
+	a, err := app.New(ctx, cfg, app.Options{Logger: log})
 	if err != nil {
 		return err
 	}
-	runner.Listener = b
+	defer a.Close()
+	return runServer(ctx, a, log)
+}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+// runServer serves the bot's handler on the config's listen address and
+// runs the bot's workers and, when recovery.interval > 0, the recovery
+// loop. When ctx ends it stops taking requests (waiting up to 15s for
+// those under way), stops the workers and the loop, and returns.
+func runServer(ctx context.Context, a *app.App, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", a.Config.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           b.Handler(),
+		Handler:           a.Bot.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -88,20 +72,17 @@ func serve(ctx context.Context, cfgPath, listen string, stderr io.Writer) error 
 	defer stop()
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); b.Run(runCtx) }()
-	// The recovery loop (issue 7) runs in-process when configured.
-	if iv := cfg.Recovery.Interval.D(); iv > 0 {
-		pass := &recovery.Pass{
-			Store: st, Runner: runner, Reporter: b.Reporter(), PRs: b,
-			MaxRescues: cfg.Recovery.MaxRescues, Lease: cfg.Recovery.Lease.D(),
-			Logger: log.With("component", "recovery"), Metrics: m,
-		}
+	go func() { defer wg.Done(); a.Bot.Run(runCtx) }()
+	interval := a.Config.Recovery.Interval.D()
+	if interval > 0 {
+		pass := a.RecoveryPass()
+		pass.Logger = log.With("component", "recovery")
 		wg.Add(1)
-		go func() { defer wg.Done(); recovery.Loop(runCtx, pass, iv) }()
+		go func() { defer wg.Done(); recovery.Loop(runCtx, pass, interval) }()
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("serving", "addr", ln.Addr().String(), "recovery_interval", cfg.Recovery.Interval.D().String())
+	log.Info("serving", "addr", ln.Addr().String(), "recovery_interval", interval.String())
 
 	var serveErr error
 	select {

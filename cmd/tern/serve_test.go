@@ -58,7 +58,7 @@ func TestRecoverWithoutWebhookSecret(t *testing.T) {
 	dsn, _ := testdb.New(t, "cmdrecover")
 	path := writeAppConfig(t, gh, dsn, "")
 	var stdout, stderr bytes.Buffer
-	code := recoverMain(context.Background(), []string{"--config", path}, &stdout, &stderr, func(string) string { return "" }, productionDeps)
+	code := recoverMain(context.Background(), []string{"--config", path}, &stdout, &stderr, func(string) string { return "" }, productionPass)
 	if code != 0 || !strings.Contains(stdout.String(), "recovered=0 retrying=0 failed=0 rescued=0") {
 		t.Errorf("exit %d stdout %q stderr %q, want 0 and an empty pass", code, stdout.String(), stderr.String())
 	}
