@@ -139,3 +139,117 @@ func sortedNames(m map[string][]string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// narrowToChanges restricts sd to the tables whose order can matter, so
+// that schemadiff's ordering, which re-validates the whole schema after
+// every step it tries, works on tens of tables instead of hundreds. The
+// scope is the tables that change, the tables with a foreign key to one
+// of them, and every table those reference, transitively (on both sides).
+// That yields the same order as the whole schema:
+//   - each diff is computed from its own table alone;
+//   - schemadiff lists the diffs in its foreign-key order (level, then
+//     name), and a table's level depends only on the tables it references,
+//     which are all in scope;
+//   - a step can only be refused for a foreign key whose child or parent
+//     changes, and both ends of every such key are in scope, as is every
+//     table they reference, so the narrowed schema is valid wherever the
+//     whole one is.
+//
+// It returns the narrowed diff, the live definitions of the tables in
+// scope, the narrowed desired schema and the number of tables in scope.
+// When narrowing would not leave out any table, or does not reproduce
+// the same set of diffs, sd and the whole schema are returned.
+func narrowToChanges(env *schemadiff.Environment, sd *schemadiff.SchemaDiff, from, to *schemadiff.Schema, liveDefs map[string]string) (*schemadiff.SchemaDiff, []string, *schemadiff.Schema, int, error) {
+	all := map[string]bool{}
+	parents := map[string][]string{}
+	children := map[string][]string{}
+	for _, s := range []*schemadiff.Schema{from, to} {
+		for _, t := range s.Tables() {
+			all[t.Name()] = true
+			for _, p := range referencedTables(t) {
+				parents[t.Name()] = append(parents[t.Name()], p)
+				children[p] = append(children[p], t.Name())
+			}
+		}
+	}
+	whole := func() (*schemadiff.SchemaDiff, []string, *schemadiff.Schema, int, error) {
+		q := make([]string, 0, len(liveDefs))
+		for _, name := range sortedKeys(liveDefs) {
+			q = append(q, liveDefs[name])
+		}
+		return sd, q, to, len(all), nil
+	}
+	scope := map[string]bool{}
+	var queue []string
+	add := func(n string) {
+		if !scope[n] {
+			scope[n] = true
+			queue = append(queue, n)
+		}
+	}
+	diffs := sd.UnorderedDiffs()
+	for _, d := range diffs {
+		add(d.EntityName())
+		for _, c := range children[d.EntityName()] {
+			add(c)
+		}
+	}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		for _, p := range parents[n] {
+			add(p)
+		}
+	}
+	if len(scope) >= len(all) {
+		return whole()
+	}
+	names := make([]string, 0, len(scope))
+	for n := range scope {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var (
+		fromTables, toTables []schemadiff.Entity
+		fromQueries          []string
+	)
+	for _, n := range names {
+		if t := from.Table(n); t != nil {
+			fromTables = append(fromTables, t)
+			fromQueries = append(fromQueries, liveDefs[n])
+		}
+		if t := to.Table(n); t != nil {
+			toTables = append(toTables, t)
+		}
+	}
+	subFrom, err := schemadiff.NewSchemaFromEntities(env, fromTables)
+	if err != nil {
+		return whole()
+	}
+	subTo, err := schemadiff.NewSchemaFromEntities(env, toTables)
+	if err != nil {
+		return whole()
+	}
+	sub, err := schemadiff.DiffSchemas(env, subFrom, subTo, diffHints())
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	if !sameDiffs(sub.UnorderedDiffs(), diffs) {
+		return whole()
+	}
+	return sub, fromQueries, subTo, len(scope), nil
+}
+
+// sameDiffs reports whether a and b hold the same statements in the same
+// order.
+func sameDiffs(a, b []schemadiff.EntityDiff) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].CanonicalStatementString() != b[i].CanonicalStatementString() {
+			return false
+		}
+	}
+	return true
+}

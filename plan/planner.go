@@ -18,7 +18,6 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"vitess.io/vitess/go/mysql/collations"
 	"vitess.io/vitess/go/vt/schemadiff"
-	"vitess.io/vitess/go/vt/sqlparser"
 	"vitess.io/vitess/go/vt/vtenv"
 )
 
@@ -109,37 +108,34 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	if err != nil {
 		return nil, err
 	}
-	liveSchema, charset, collation, liveDefs, err := p.readLive(ctx, live)
+	ls, err := p.readLive(ctx, live)
 	if err != nil {
 		return nil, err
 	}
-	load := p.mayDiffer(env, d, liveDefs)
+	load := p.mayDiffer(env, d, ls)
 	toQueries := make([]string, 0, len(d.Tables))
+	var shadowDefs map[string]string
 	if len(load) > 0 {
-		shadowDefs, err := p.shadowDefs(ctx, shadow, charset, collation, load)
+		shadowDefs, err = p.shadowDefs(ctx, shadow, ls.charset, ls.collation, load)
 		if err != nil {
 			return nil, err
 		}
-		for _, t := range d.Tables {
-			if def, ok := shadowDefs[t.Name]; ok {
-				toQueries = append(toQueries, def)
-			} else {
-				toQueries = append(toQueries, liveDefs[t.Name])
-			}
-		}
-	} else {
-		for _, t := range d.Tables {
-			toQueries = append(toQueries, liveDefs[t.Name])
+	}
+	for _, t := range d.Tables {
+		if def, ok := shadowDefs[t.Name]; ok {
+			toQueries = append(toQueries, def)
+		} else {
+			toQueries = append(toQueries, ls.defs[t.Name])
 		}
 	}
 	loaded := time.Now()
-	fromQueries := make([]string, 0, len(liveDefs))
-	for _, name := range sortedKeys(liveDefs) {
-		fromQueries = append(fromQueries, liveDefs[name])
+	fromQueries := make([]string, 0, len(ls.defs))
+	for _, name := range sortedKeys(ls.defs) {
+		fromQueries = append(fromQueries, ls.defs[name])
 	}
 	from, err := schemadiff.NewSchemaFromQueries(env, fromQueries)
 	if err != nil {
-		return nil, fmt.Errorf("read live schema %s: %w", liveSchema, err)
+		return nil, fmt.Errorf("read live schema %s: %w", ls.name, err)
 	}
 	to, err := schemadiff.NewSchemaFromQueries(env, toQueries)
 	if err != nil {
@@ -150,6 +146,13 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 		return nil, fmt.Errorf("diff schemas: %w", err)
 	}
 	diffed := time.Now()
+	scope := len(ls.defs) + len(d.Tables)
+	if !p.FullShadow {
+		sd, fromQueries, to, scope, err = narrowToChanges(env, sd, from, to, ls.defs)
+		if err != nil {
+			return nil, fmt.Errorf("order changes: %w", err)
+		}
+	}
 	ordered, err := orderDiffs(ctx, env, sd, fromQueries, to)
 	if err != nil {
 		return nil, fmt.Errorf("order changes: %w", err)
@@ -160,8 +163,8 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 			out = append(out, change{stmt: statementOf(sub), diff: sub})
 		}
 	}
-	p.logger().Info("planned", "live", liveSchema, "desired_tables", len(d.Tables), "live_tables", len(liveDefs),
-		"shadow_tables", len(load), "statements", len(out), "elapsed", time.Since(start).Round(time.Millisecond),
+	p.logger().Info("planned", "live", ls.name, "desired_tables", len(d.Tables), "live_tables", len(ls.defs),
+		"shadow_tables", len(load), "ordered_tables", scope, "statements", len(out), "elapsed", time.Since(start).Round(time.Millisecond),
 		"read_and_load", loaded.Sub(start).Round(time.Millisecond), "diff", diffed.Sub(loaded).Round(time.Millisecond),
 		"order", time.Since(diffed).Round(time.Millisecond))
 	return out, nil
@@ -211,40 +214,55 @@ func statementOf(d schemadiff.EntityDiff) Statement {
 	return s
 }
 
+// liveSchema is what a plan reads from the live server.
+type liveSchema struct {
+	name, charset, collation string
+	// mariadb is true when the live server is MariaDB.
+	mariadb bool
+	// defs holds the SHOW CREATE TABLE of each base table, by name.
+	defs map[string]string
+}
+
 // readLive reads the live schema's name, default charset and collation,
-// and the SHOW CREATE TABLE of each base table, keyed by table name.
-func (p *Planner) readLive(ctx context.Context, live *sql.DB) (schema, charset, collation string, defs map[string]string, err error) {
-	var name sql.NullString
-	if err := live.QueryRowContext(ctx, "SELECT DATABASE(), @@character_set_database, @@collation_database").Scan(&name, &charset, &collation); err != nil {
-		return "", "", "", nil, fmt.Errorf("read live schema: %w", err)
+// the server's flavour, and the SHOW CREATE TABLE of each base table.
+func (p *Planner) readLive(ctx context.Context, live *sql.DB) (*liveSchema, error) {
+	var (
+		name    sql.NullString
+		version string
+		ls      liveSchema
+	)
+	if err := live.QueryRowContext(ctx, "SELECT DATABASE(), @@character_set_database, @@collation_database, VERSION()").Scan(&name, &ls.charset, &ls.collation, &version); err != nil {
+		return nil, fmt.Errorf("read live schema: %w", err)
 	}
 	if !name.Valid || name.String == "" {
-		return "", "", "", nil, errors.New("read live schema: the live connection has no default database")
+		return nil, errors.New("read live schema: the live connection has no default database")
 	}
+	ls.name = name.String
+	ls.mariadb = strings.Contains(strings.ToLower(version), "mariadb")
 	rows, err := live.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'")
 	if err != nil {
-		return "", "", "", nil, fmt.Errorf("list live tables of %s: %w", name.String, err)
+		return nil, fmt.Errorf("list live tables of %s: %w", ls.name, err)
 	}
 	var tables []string
 	for rows.Next() {
 		var t string
 		if err := rows.Scan(&t); err != nil {
 			rows.Close()
-			return "", "", "", nil, fmt.Errorf("list live tables of %s: %w", name.String, err)
+			return nil, fmt.Errorf("list live tables of %s: %w", ls.name, err)
 		}
 		tables = append(tables, t)
 	}
 	if err := rows.Close(); err != nil {
-		return "", "", "", nil, fmt.Errorf("list live tables of %s: %w", name.String, err)
+		return nil, fmt.Errorf("list live tables of %s: %w", ls.name, err)
 	}
 	if err := rows.Err(); err != nil {
-		return "", "", "", nil, fmt.Errorf("list live tables of %s: %w", name.String, err)
+		return nil, fmt.Errorf("list live tables of %s: %w", ls.name, err)
 	}
-	defs, err = showCreateTables(ctx, live, "", tables, p.conns())
+	ls.defs, err = showCreateTables(ctx, live, "", tables, p.conns())
 	if err != nil {
-		return "", "", "", nil, fmt.Errorf("read live schema %s: %w", name.String, err)
+		return nil, fmt.Errorf("read live schema %s: %w", ls.name, err)
 	}
-	return name.String, charset, collation, defs, nil
+	return &ls, nil
 }
 
 // mayDiffer returns the desired tables that must go through the shadow:
@@ -253,14 +271,14 @@ func (p *Planner) readLive(ctx context.Context, live *sql.DB) (schema, charset, 
 // server), and the foreign-key parents and children of all those. A table
 // outside this set is identical to its live definition once the server
 // normalizes it, so its live definition stands for it.
-func (p *Planner) mayDiffer(env *schemadiff.Environment, d *Desired, liveDefs map[string]string) map[string]Table {
+func (p *Planner) mayDiffer(env *schemadiff.Environment, d *Desired, ls *liveSchema) map[string]Table {
 	load := map[string]Table{}
 	byName := map[string]Table{}
 	for _, t := range d.Tables {
 		byName[t.Name] = t
 	}
 	for _, t := range d.Tables {
-		if p.FullShadow || maybeChanged(env, t, liveDefs) {
+		if p.FullShadow || maybeChanged(env, t, ls.defs, ls.mariadb) {
 			load[t.Name] = t
 		}
 	}
@@ -296,75 +314,6 @@ func (p *Planner) mayDiffer(env *schemadiff.Environment, d *Desired, liveDefs ma
 		}
 	}
 	return load
-}
-
-// maybeChanged reports whether t may differ from its live definition.
-func maybeChanged(env *schemadiff.Environment, t Table, liveDefs map[string]string) bool {
-	liveDef, ok := liveDefs[t.Name]
-	if !ok {
-		return true
-	}
-	st, err := splitStatements(t.SQL)
-	if err != nil || len(st) != 1 || st[0].HasExecComment {
-		return true
-	}
-	p := env.Parser()
-	a, err := p.ParseStrictDDL(liveDef)
-	if err != nil {
-		return true
-	}
-	b, err := p.ParseStrictDDL(t.SQL)
-	if err != nil {
-		return true
-	}
-	la, ok1 := a.(*sqlparser.CreateTable)
-	lb, ok2 := b.(*sqlparser.CreateTable)
-	if !ok1 || !ok2 {
-		return true
-	}
-	padDecimalDefaults(la)
-	padDecimalDefaults(lb)
-	d, err := schemadiff.DiffTables(env, la, lb, diffHints())
-	if err != nil {
-		return true
-	}
-	return !d.IsEmpty()
-}
-
-// padDecimalDefaults writes a DECIMAL column's numeric default with as
-// many decimals as the column's scale, as the server shows it (DEFAULT 0
-// on decimal(12,2) reads back as 0.00). Only exact rewrites are made: a
-// default with more decimals than the scale is left alone.
-func padDecimalDefaults(ct *sqlparser.CreateTable) {
-	if ct.TableSpec == nil {
-		return
-	}
-	for _, c := range ct.TableSpec.Columns {
-		typ := c.Type
-		if typ == nil || typ.Options == nil || !strings.EqualFold(typ.Type, "decimal") {
-			continue
-		}
-		lit, ok := typ.Options.Default.(*sqlparser.Literal)
-		if !ok || (lit.Type != sqlparser.IntVal && lit.Type != sqlparser.DecimalVal) {
-			continue
-		}
-		scale := 0
-		if typ.Scale != nil {
-			scale = *typ.Scale
-		}
-		whole, frac, _ := strings.Cut(lit.Val, ".")
-		if len(frac) > scale || whole == "" {
-			continue
-		}
-		v := whole
-		if scale > 0 {
-			v += "." + frac + strings.Repeat("0", scale-len(frac))
-		}
-		typ.Options.Default = &sqlparser.Literal{Type: sqlparser.DecimalVal, Val: v}
-		if scale == 0 {
-			typ.Options.Default = &sqlparser.Literal{Type: sqlparser.IntVal, Val: v}
-		}
-	}
 }
 
 // shadowDefs loads tables into a fresh shadow schema and returns their

@@ -1,0 +1,260 @@
+package plan
+
+import (
+	"strings"
+
+	"vitess.io/vitess/go/vt/schemadiff"
+	"vitess.io/vitess/go/vt/sqlparser"
+)
+
+// This file holds the pre-comparison that decides which desired tables
+// may skip the shadow schema. Every rewrite here must be exact: two
+// definitions it makes equal must be rendered identically by the server,
+// or the plan would miss a change. When in doubt a table goes through the
+// shadow, which is always correct, only slower.
+
+// maybeChanged reports whether t may differ from its live definition.
+// mariadb says the live server is MariaDB, whose renderings of JSON
+// columns and RESTRICT foreign keys are then taken into account.
+func maybeChanged(env *schemadiff.Environment, t Table, liveDefs map[string]string, mariadb bool) bool {
+	liveDef, ok := liveDefs[t.Name]
+	if !ok {
+		return true
+	}
+	st, err := splitStatements(t.SQL)
+	if err != nil || len(st) != 1 || st[0].HasExecComment {
+		return true
+	}
+	p := env.Parser()
+	la, err := parseCreateTable(p, liveDef)
+	if err != nil {
+		return true
+	}
+	if mariadb {
+		la = foldMariaDBJSON(p, liveDef, la)
+	}
+	lb, err := parseCreateTable(p, t.SQL)
+	if err != nil {
+		return true
+	}
+	padDecimalDefaults(la)
+	padDecimalDefaults(lb)
+	if mariadb {
+		dropRestrictActions(la)
+		dropRestrictActions(lb)
+	}
+	d, err := schemadiff.DiffTables(env, la, lb, diffHints())
+	if err != nil {
+		return true
+	}
+	return !d.IsEmpty()
+}
+
+func parseCreateTable(p *sqlparser.Parser, sql string) (*sqlparser.CreateTable, error) {
+	stmt, err := p.ParseStrictDDL(sql)
+	if err != nil {
+		return nil, err
+	}
+	ct, ok := stmt.(*sqlparser.CreateTable)
+	if !ok || ct.TableSpec == nil {
+		return nil, errNotCreateTable
+	}
+	return ct, nil
+}
+
+type notCreateTableError struct{}
+
+func (notCreateTableError) Error() string { return "not a CREATE TABLE with columns" }
+
+var errNotCreateTable error = notCreateTableError{}
+
+// MariaDB's JSON type is an alias: a column declared `json` is stored, and
+// shown by SHOW CREATE TABLE, as
+//
+//	`c` longtext CHARACTER SET utf8mb4 COLLATE utf8mb4_bin <attributes> CHECK (json_valid(`c`))
+//
+// whatever the table's character set (checked on MariaDB 10.11 with
+// latin1, utf8mb3 and utf8mb4 tables). A column declared so by hand is the
+// same column. A `json` column with a CHECK of its own, or a COLLATE, is
+// shown differently (the CHECK replaces json_valid, the collation is
+// kept) and is left alone here.
+const (
+	mariaJSONType  = " longtext CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+	mariaJSONCheck = " CHECK (json_valid(%s))"
+)
+
+// foldMariaDBJSON returns the live table with every column that MariaDB
+// shows in its JSON rendering written back as `json` with the same
+// attributes and without the json_valid CHECK, which is how a desired file
+// writes it. def is ct's SHOW CREATE TABLE text: the rendering is
+// recognised line by line, so that the CHECK is known to sit on that very
+// column. Columns with attributes other than NULL, NOT NULL, DEFAULT,
+// COMMENT and INVISIBLE are left alone; if anything does not add up the
+// table is returned unchanged.
+func foldMariaDBJSON(p *sqlparser.Parser, def string, ct *sqlparser.CreateTable) *sqlparser.CreateTable {
+	if !strings.Contains(def, "json_valid(") {
+		return ct
+	}
+	lines := strings.Split(def, "\n")
+	var folded []string
+	for i, line := range lines {
+		if name, rewritten, ok := foldJSONLine(line); ok {
+			lines[i] = rewritten
+			folded = append(folded, name)
+		}
+	}
+	if len(folded) == 0 {
+		return ct
+	}
+	out, err := parseCreateTable(p, strings.Join(lines, "\n"))
+	if err != nil || len(out.TableSpec.Columns) != len(ct.TableSpec.Columns) ||
+		uncheckedCount(out)+len(folded) != uncheckedCount(ct) {
+		return ct
+	}
+	for _, name := range folded {
+		if !plainJSONColumn(out, name) {
+			return ct
+		}
+	}
+	return out
+}
+
+// foldJSONLine rewrites one column line of SHOW CREATE TABLE output from
+// MariaDB's JSON rendering to `json`. It returns the column's name.
+func foldJSONLine(line string) (name, rewritten string, ok bool) {
+	body, comma := strings.CutSuffix(line, ",")
+	rest, found := strings.CutPrefix(body, "  `")
+	if !found {
+		return "", "", false
+	}
+	// The quoted name ends at the first backtick that is not doubled.
+	end := -1
+	for i := 0; i < len(rest); i++ {
+		if rest[i] != '`' {
+			continue
+		}
+		if i+1 < len(rest) && rest[i+1] == '`' {
+			i++
+			continue
+		}
+		end = i
+		break
+	}
+	if end < 0 {
+		return "", "", false
+	}
+	name = strings.ReplaceAll(rest[:end], "``", "`")
+	q := quoteIdent(name)
+	attrs, found := strings.CutPrefix(rest[end+1:], mariaJSONType)
+	if !found {
+		return "", "", false
+	}
+	attrs, found = strings.CutSuffix(attrs, strings.Replace(mariaJSONCheck, "%s", q, 1))
+	if !found || (attrs != "" && attrs[0] != ' ') {
+		return "", "", false
+	}
+	rewritten = "  " + q + " json" + attrs
+	if comma {
+		rewritten += ","
+	}
+	return name, rewritten, true
+}
+
+// uncheckedCount counts ct's CHECK constraints without a name: those
+// written on a column.
+func uncheckedCount(ct *sqlparser.CreateTable) int {
+	n := 0
+	for _, c := range ct.TableSpec.Constraints {
+		if _, ok := c.Details.(*sqlparser.CheckConstraintDefinition); ok && c.Name.IsEmpty() {
+			n++
+		}
+	}
+	return n
+}
+
+// plainJSONColumn reports whether ct's column name is a `json` column
+// whose only attributes are NULL or NOT NULL, a literal DEFAULT, COMMENT
+// and INVISIBLE: attributes MariaDB renders the same on a json column as
+// on its longtext form.
+func plainJSONColumn(ct *sqlparser.CreateTable, name string) bool {
+	for _, c := range ct.TableSpec.Columns {
+		if c.Name.String() != name {
+			continue
+		}
+		t := c.Type
+		if t == nil || !strings.EqualFold(t.Type, "json") || t.Charset.Name != "" || t.Charset.Binary || t.Unsigned || t.Zerofill ||
+			t.Length != nil || t.Scale != nil || len(t.EnumValues) > 0 {
+			return false
+		}
+		o := t.Options
+		if o == nil {
+			return true
+		}
+		if o.Autoincrement || o.OnUpdate != nil || o.As != nil || o.Collate != "" ||
+			o.Reference != nil || o.KeyOpt != sqlparser.ColKeyNone || o.Format != sqlparser.UnspecifiedFormat ||
+			o.EngineAttribute != nil || o.SecondaryEngineAttribute != nil || o.SRID != nil {
+			return false
+		}
+		switch o.Default.(type) {
+		case nil, *sqlparser.Literal, *sqlparser.NullVal:
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// dropRestrictActions removes ON DELETE RESTRICT and ON UPDATE RESTRICT
+// from ct's foreign keys. On MariaDB, RESTRICT is what a foreign key does
+// when no action is given: the server stores both the same way and shows
+// neither (NO ACTION is stored and shown as such, and is left alone).
+func dropRestrictActions(ct *sqlparser.CreateTable) {
+	for _, c := range ct.TableSpec.Constraints {
+		fk, ok := c.Details.(*sqlparser.ForeignKeyDefinition)
+		if !ok || fk.ReferenceDefinition == nil {
+			continue
+		}
+		if fk.ReferenceDefinition.OnDelete == sqlparser.Restrict {
+			fk.ReferenceDefinition.OnDelete = sqlparser.DefaultAction
+		}
+		if fk.ReferenceDefinition.OnUpdate == sqlparser.Restrict {
+			fk.ReferenceDefinition.OnUpdate = sqlparser.DefaultAction
+		}
+	}
+}
+
+// padDecimalDefaults writes a DECIMAL column's numeric default with as
+// many decimals as the column's scale, as the server shows it (DEFAULT 0
+// on decimal(12,2) reads back as 0.00). Only exact rewrites are made: a
+// default with more decimals than the scale is left alone.
+func padDecimalDefaults(ct *sqlparser.CreateTable) {
+	if ct.TableSpec == nil {
+		return
+	}
+	for _, c := range ct.TableSpec.Columns {
+		typ := c.Type
+		if typ == nil || typ.Options == nil || !strings.EqualFold(typ.Type, "decimal") {
+			continue
+		}
+		lit, ok := typ.Options.Default.(*sqlparser.Literal)
+		if !ok || (lit.Type != sqlparser.IntVal && lit.Type != sqlparser.DecimalVal) {
+			continue
+		}
+		scale := 0
+		if typ.Scale != nil {
+			scale = *typ.Scale
+		}
+		whole, frac, _ := strings.Cut(lit.Val, ".")
+		if len(frac) > scale || whole == "" {
+			continue
+		}
+		v := whole
+		if scale > 0 {
+			v += "." + frac + strings.Repeat("0", scale-len(frac))
+		}
+		typ.Options.Default = &sqlparser.Literal{Type: sqlparser.DecimalVal, Val: v}
+		if scale == 0 {
+			typ.Options.Default = &sqlparser.Literal{Type: sqlparser.IntVal, Val: v}
+		}
+	}
+}
