@@ -17,6 +17,7 @@ import (
 	"github.com/ternhq/tern/internal/testdb"
 	"github.com/ternhq/tern/plan"
 	"github.com/ternhq/tern/recovery"
+	"github.com/ternhq/tern/recovery/recoverytest"
 	"github.com/ternhq/tern/store"
 )
 
@@ -226,7 +227,7 @@ func TestRealRunnerRescueAfterCrash(t *testing.T) {
 		t.Fatalf("claim: %v (%d)", err, len(claimed))
 	}
 	// The dead worker ran task 1 and died before task 2.
-	rec := countingRecorder{Recorder: ledgerRecorder{f.st, claimed[0]}, c: f.eng, id: a.ID}
+	rec := countingRecorder{Recorder: recoverytest.NewRecorder(f.st, claimed[0]), c: f.eng, id: a.ID}
 	tasks, err := f.st.Tasks(ctx, a.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -241,19 +242,4 @@ func TestRealRunnerRescueAfterCrash(t *testing.T) {
 		t.Fatalf("rescuing pass: %s, want recovered=1 rescued=1", res.Summary())
 	}
 	f.checkDoneOnce(t, a)
-}
-
-type ledgerRecorder struct {
-	st *store.Store
-	a  *store.Apply
-}
-
-func (r ledgerRecorder) TaskStarted(ctx context.Context, seq int) error {
-	return r.st.StartTask(ctx, r.a, seq)
-}
-func (r ledgerRecorder) TaskDone(ctx context.Context, seq int) error {
-	return r.st.FinishTask(ctx, r.a, seq, false)
-}
-func (r ledgerRecorder) SaveState(ctx context.Context, k, v string) error {
-	return r.st.SetEngineState(ctx, r.a, k, v)
 }

@@ -21,6 +21,11 @@ type LedgerRunner struct {
 	RetryIn time.Duration
 }
 
+// NewRecorder returns the engine.Recorder an attempt of claimed apply a
+// reports its progress to: each task's start and end, and the engine's
+// resume state, fenced on a's lease in the ledger.
+func NewRecorder(st *store.Store, a *store.Apply) engine.Recorder { return recorder{st, a} }
+
 type recorder struct {
 	st *store.Store
 	a  *store.Apply
@@ -49,7 +54,7 @@ func (r *LedgerRunner) Run(ctx context.Context, a *store.Apply) (*store.Apply, e
 			job.Tasks = append(job.Tasks, engine.Task{Seq: t.Seq, Table: t.Table, Kind: t.Kind, DDL: t.DDL, Instant: t.Instant})
 		}
 	}
-	aerr := r.Engine.Apply(ctx, job, recorder{r.Store, a})
+	aerr := r.Engine.Apply(ctx, job, NewRecorder(r.Store, a))
 	if aerr == nil {
 		return r.Store.FinishApply(ctx, a, store.Completed, "", "", 0)
 	}
