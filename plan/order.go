@@ -158,50 +158,22 @@ func sortedNames(m map[string][]string) []string {
 // It returns the narrowed diff, the live definitions of the tables in
 // scope, the narrowed desired schema and the number of tables in scope.
 // When narrowing would not leave out any table, or does not reproduce
-// the same set of diffs, sd and the whole schema are returned.
-func narrowToChanges(env *schemadiff.Environment, sd *schemadiff.SchemaDiff, from, to *schemadiff.Schema, liveDefs map[string]string) (*schemadiff.SchemaDiff, []string, *schemadiff.Schema, int, error) {
-	all := map[string]bool{}
-	parents := map[string][]string{}
-	children := map[string][]string{}
-	for _, s := range []*schemadiff.Schema{from, to} {
-		for _, t := range s.Tables() {
-			all[t.Name()] = true
-			for _, p := range referencedTables(t) {
-				parents[t.Name()] = append(parents[t.Name()], p)
-				children[p] = append(children[p], t.Name())
-			}
-		}
+// the same diffs in the same order, sd and the whole schema are returned.
+func narrowToChanges(env *schemadiff.Environment, sd *schemadiff.SchemaDiff, from, to *schemadiff.Schema, liveDefs map[string]string) (*schemadiff.SchemaDiff, []string, *schemadiff.Schema, int) {
+	diffs := sd.UnorderedDiffs()
+	changed := make([]string, len(diffs))
+	for i, d := range diffs {
+		changed[i] = d.EntityName()
 	}
-	whole := func() (*schemadiff.SchemaDiff, []string, *schemadiff.Schema, int, error) {
+	scope, all := orderScope(from, to, changed)
+	whole := func() (*schemadiff.SchemaDiff, []string, *schemadiff.Schema, int) {
 		q := make([]string, 0, len(liveDefs))
 		for _, name := range sortedKeys(liveDefs) {
 			q = append(q, liveDefs[name])
 		}
-		return sd, q, to, len(all), nil
+		return sd, q, to, all
 	}
-	scope := map[string]bool{}
-	var queue []string
-	add := func(n string) {
-		if !scope[n] {
-			scope[n] = true
-			queue = append(queue, n)
-		}
-	}
-	diffs := sd.UnorderedDiffs()
-	for _, d := range diffs {
-		add(d.EntityName())
-		for _, c := range children[d.EntityName()] {
-			add(c)
-		}
-	}
-	for len(queue) > 0 {
-		n := queue[0]
-		queue = queue[1:]
-		for _, p := range parents[n] {
-			add(p)
-		}
-	}
-	if len(scope) >= len(all) {
+	if len(scope) >= all {
 		return whole()
 	}
 	names := make([]string, 0, len(scope))
@@ -231,13 +203,10 @@ func narrowToChanges(env *schemadiff.Environment, sd *schemadiff.SchemaDiff, fro
 		return whole()
 	}
 	sub, err := schemadiff.DiffSchemas(env, subFrom, subTo, diffHints())
-	if err != nil {
-		return nil, nil, nil, 0, err
-	}
-	if !sameDiffs(sub.UnorderedDiffs(), diffs) {
+	if err != nil || !sameDiffs(sub.UnorderedDiffs(), diffs) {
 		return whole()
 	}
-	return sub, fromQueries, subTo, len(scope), nil
+	return sub, fromQueries, subTo, len(scope)
 }
 
 // sameDiffs reports whether a and b hold the same statements in the same
@@ -252,4 +221,43 @@ func sameDiffs(a, b []schemadiff.EntityDiff) bool {
 		}
 	}
 	return true
+}
+
+// orderScope returns the tables narrowToChanges keeps for changed, and how
+// many tables from and to hold together.
+func orderScope(from, to *schemadiff.Schema, changed []string) (scope map[string]bool, all int) {
+	tables := map[string]bool{}
+	parents := map[string][]string{}
+	children := map[string][]string{}
+	for _, s := range []*schemadiff.Schema{from, to} {
+		for _, t := range s.Tables() {
+			tables[t.Name()] = true
+			for _, p := range referencedTables(t) {
+				parents[t.Name()] = append(parents[t.Name()], p)
+				children[p] = append(children[p], t.Name())
+			}
+		}
+	}
+	scope = map[string]bool{}
+	var queue []string
+	add := func(n string) {
+		if !scope[n] {
+			scope[n] = true
+			queue = append(queue, n)
+		}
+	}
+	for _, n := range changed {
+		add(n)
+		for _, c := range children[n] {
+			add(c)
+		}
+	}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		for _, p := range parents[n] {
+			add(p)
+		}
+	}
+	return scope, len(tables)
 }

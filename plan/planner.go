@@ -148,10 +148,7 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	diffed := time.Now()
 	scope := len(ls.defs) + len(d.Tables)
 	if !p.FullShadow {
-		sd, fromQueries, to, scope, err = narrowToChanges(env, sd, from, to, ls.defs)
-		if err != nil {
-			return nil, fmt.Errorf("order changes: %w", err)
-		}
+		sd, fromQueries, to, scope = narrowToChanges(env, sd, from, to, ls.defs)
 	}
 	ordered, err := orderDiffs(ctx, env, sd, fromQueries, to)
 	if err != nil {
