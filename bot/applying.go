@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/google/go-github/v60/github"
 
@@ -43,89 +44,108 @@ func (b *Bot) cmdApply(ctx context.Context, gh *github.Client, pr *prInfo, cmd *
 	if err != nil {
 		return b.asRefusal(cmd, err)
 	}
-	multi := len(rc.Databases) > 1
 	var queue []*store.Plan
 	var nothing []string
 	for _, r := range run.results {
-		db, env := r.Database, r.Environment
-		if r.Err != "" {
-			return refuse(report.Refusal(cmd.Line, fmt.Sprintf("the plan for `%s/%s` failed: %s", db, env, r.Err), "Fix it and push; the plan comment shows the error."))
-		}
-		// Another PR's lock comes first: while it holds the target, this
-		// PR's plan may well look stale (the other PR changed the schema),
-		// and the holder is what the person needs to know.
-		if l, err := b.st.GetLock(ctx, pr.Repo, db, env); err == nil && l.PR != pr.Number {
-			return refuse(report.RefuseLock(cmd.Line, db, env, l.PR))
-		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("read lock: %w", err)
-		}
-		fresh := run.plans[key(db, env)]
-		if !fresh.HasChanges() {
-			nothing = append(nothing, db+"/"+env)
-			continue
-		}
-		prev := shown[key(db, env)]
-		if prev == nil {
-			return refuse(report.RefuseUnplanned(cmd.Line, db, env))
-		}
-		if !sameDDL(fromStored(prev), fresh) {
-			return refuse(report.RefuseStale(cmd.Line, db, env))
-		}
-		rdb, _ := rc.Database(db)
-		if err := b.checkPromotion(ctx, pr, rdb, env, fresh.DesiredHash, cmd); err != nil {
+		sp, err := b.checkApply(ctx, gh, pr, cmd, run, shown[key(r.Database, r.Environment)], r)
+		if err != nil {
 			return err
 		}
-		if len(fresh.Unsafe()) > 0 && !cmd.AllowUnsafe {
-			if err := b.setCheck(ctx, gh, pr.Repo, pr.HeadSHA, report.UnsafeCheck(db, env, fresh, multi)); err != nil {
-				return err
-			}
-			if err := b.updateAggregate(ctx, gh, pr.Repo, pr.HeadSHA); err != nil {
-				return err
-			}
-			return refuse(report.RefuseUnsafe(cmd.Line, db, env, fresh))
+		if sp == nil {
+			nothing = append(nothing, r.Database+"/"+r.Environment)
+			continue
 		}
-		queue = append(queue, run.stored[key(db, env)])
+		queue = append(queue, sp)
 	}
 	if len(queue) == 0 {
 		return refuse(report.Refusal(cmd.Line, fmt.Sprintf("nothing to apply: %s already match this commit.", codeList(nothing)), ""))
 	}
 	for _, sp := range queue {
-		err := b.st.TakeLock(ctx, store.Lock{Repository: pr.Repo, Database: sp.Database, Environment: sp.Environment, PR: pr.Number})
-		var held *store.LockHeldError
-		if errors.As(err, &held) {
-			return refuse(report.RefuseLock(cmd.Line, sp.Database, sp.Environment, held.Lock.PR))
+		if err := b.queueApply(ctx, pr, cmd, sp, user); err != nil {
+			return err
 		}
-		if err != nil {
-			return fmt.Errorf("take lock: %w", err)
-		}
-		a, err := b.st.CreateApply(ctx, sp, user, cmd.AllowUnsafe, b.cfg.Recovery.MaxAttempts)
-		var active *store.ActiveApplyError
-		if errors.As(err, &active) {
-			return refuse(report.RefuseActive(cmd.Line, sp.Database, sp.Environment, active.ApplyID, active.PR, string(active.State)))
-		}
-		if err != nil {
-			return fmt.Errorf("create apply: %w", err)
-		}
-		b.log.Info("apply queued", "apply", a.ID, "repo", pr.Repo, "pr", pr.Number, "database", a.Database, "env", a.Environment, "user", user)
-		b.audit(ctx, store.Event{ApplyID: a.ID, Repository: pr.Repo, PR: pr.Number, Actor: user, Action: "apply.requested",
-			Detail: fmt.Sprintf("%s/%s at %s allow_unsafe=%v", a.Database, a.Environment, a.HeadSHA, a.AllowUnsafe)})
-		if err := b.report(ctx, a); err != nil {
-			b.log.Warn("report apply", "apply", a.ID, "err", err)
-		}
-		wake(b.wakeApplies)
 	}
 	return nil
 }
 
-func codeList(items []string) string {
-	out := ""
-	for i, s := range items {
-		if i > 0 {
-			out += ", "
-		}
-		out += "`" + s + "`"
+// checkApply judges one freshly planned (database, environment) r of run
+// for an apply: it returns the stored plan to queue, nil when there is
+// nothing to apply, or a refusal. shown is the plan the PR showed before
+// the command (nil when none). Another PR's lock is checked first: while
+// it holds the target, this PR's plan may well look stale (the other PR
+// changed the schema), and the holder is what the person needs to know.
+// Unsafe changes without --allow-unsafe also mark the check run.
+func (b *Bot) checkApply(ctx context.Context, gh *github.Client, pr *prInfo, cmd *Command, run *planRun, shown *store.Plan, r report.PlanResult) (*store.Plan, error) {
+	db, env := r.Database, r.Environment
+	if r.Err != "" {
+		return nil, refuse(report.Refusal(cmd.Line, fmt.Sprintf("the plan for `%s/%s` failed: %s", db, env, r.Err), "Fix it and push; the plan comment shows the error."))
 	}
-	return out
+	if l, err := b.st.GetLock(ctx, pr.Repo, db, env); err == nil && l.PR != pr.Number {
+		return nil, refuse(report.RefuseLock(cmd.Line, db, env, l.PR))
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("read lock: %w", err)
+	}
+	fresh := run.plans[key(db, env)]
+	if !fresh.HasChanges() {
+		return nil, nil
+	}
+	if shown == nil {
+		return nil, refuse(report.RefuseUnplanned(cmd.Line, db, env))
+	}
+	if !sameDDL(fromStored(shown), fresh) {
+		return nil, refuse(report.RefuseStale(cmd.Line, db, env))
+	}
+	rdb, _ := run.repo.Database(db)
+	if err := b.checkPromotion(ctx, pr, rdb, env, fresh.DesiredHash, cmd); err != nil {
+		return nil, err
+	}
+	if len(fresh.Unsafe()) > 0 && !cmd.AllowUnsafe {
+		multi := len(run.repo.Databases) > 1
+		if err := b.setCheck(ctx, gh, pr.Repo, pr.HeadSHA, report.UnsafeCheck(db, env, fresh, multi)); err != nil {
+			return nil, err
+		}
+		if err := b.updateAggregate(ctx, gh, pr.Repo, pr.HeadSHA); err != nil {
+			return nil, err
+		}
+		return nil, refuse(report.RefuseUnsafe(cmd.Line, db, env, fresh))
+	}
+	return run.stored[key(db, env)], nil
+}
+
+// queueApply takes the target's lock for the PR and records the apply of
+// sp, pending, for the workers; it refuses when another PR holds the lock
+// or another apply is active on the target.
+func (b *Bot) queueApply(ctx context.Context, pr *prInfo, cmd *Command, sp *store.Plan, user string) error {
+	err := b.st.TakeLock(ctx, store.Lock{Repository: pr.Repo, Database: sp.Database, Environment: sp.Environment, PR: pr.Number})
+	var held *store.LockHeldError
+	if errors.As(err, &held) {
+		return refuse(report.RefuseLock(cmd.Line, sp.Database, sp.Environment, held.Lock.PR))
+	}
+	if err != nil {
+		return fmt.Errorf("take lock: %w", err)
+	}
+	a, err := b.st.CreateApply(ctx, sp, user, cmd.AllowUnsafe, b.cfg.Recovery.MaxAttempts)
+	var active *store.ActiveApplyError
+	if errors.As(err, &active) {
+		return refuse(report.RefuseActive(cmd.Line, sp.Database, sp.Environment, active.ApplyID, active.PR, string(active.State)))
+	}
+	if err != nil {
+		return fmt.Errorf("create apply: %w", err)
+	}
+	b.log.Info("apply queued", "apply", a.ID, "repo", pr.Repo, "pr", pr.Number, "database", a.Database, "env", a.Environment, "user", user)
+	b.audit(ctx, store.Event{ApplyID: a.ID, Repository: pr.Repo, PR: pr.Number, Actor: user, Action: "apply.requested",
+		Detail: fmt.Sprintf("%s/%s at %s allow_unsafe=%v", a.Database, a.Environment, a.HeadSHA, a.AllowUnsafe)})
+	b.reportHeld(ctx, a)
+	wake(b.wakeApplies)
+	return nil
+}
+
+// codeList renders items as "`a`, `b`".
+func codeList(items []string) string {
+	if len(items) == 0 {
+		return ""
+	}
+	return "`" + strings.Join(items, "`, `") + "`"
 }
 
 // checkRequirements enforces tern.yaml's apply_requirements.

@@ -1,12 +1,26 @@
 // Package bot is tern's GitHub App: it receives webhooks, stores them,
 // turns pull-request events and `/tern` comments into plans and applies,
 // runs the apply workers, and keeps check runs and comments in line with
-// the ledger.
+// the ledger. It speaks GitHub; the SQL stays behind the store, the
+// planner and the apply runner, and every word it writes on a PR comes
+// from package report.
 //
-// The path of a command: webhook.go (verify, store, acknowledge) ->
-// deliveries.go (process what was stored) -> issue_comment.go /
-// pull_request.go / check_run.go -> planning.go and applying.go -> the
-// ledger and the apply runner -> reporter.go (check runs and comments).
+// The path of a command, file by file:
+//
+//   - webhook.go: verify the signature, store the delivery (intake.go
+//     group-commits concurrent deliveries), acknowledge.
+//   - deliveries.go: the worker that processes what was stored, with
+//     retries, and dispatches by event.
+//   - issue_comment.go (with command.go, the parser), pull_request.go,
+//     check_run.go: one handler per event.
+//   - planning.go: plan the PR head, store the plans, publish the plan
+//     comment and check runs; applying.go: the checks of /tern apply, then
+//     the lock and the queued apply.
+//   - bot.go: the apply workers, which run queued applies through the
+//     runner (apply.Runner) and hear its progress.
+//   - reporter.go: bring the check runs and comments of an apply in line
+//     with the ledger (the workers and the recovery pass call it);
+//     checks.go: check runs; github.go: the other GitHub API calls.
 package bot
 
 import (
@@ -36,25 +50,6 @@ import (
 // as stored afterwards. (*apply.Runner).Run satisfies it.
 type Runner interface {
 	Run(ctx context.Context, a *store.Apply) (*store.Apply, error)
-}
-
-// targetPlanner plans a desired schema against the live schema of one
-// (repository, database, environment) target.
-type targetPlanner struct {
-	targets apply.Targets
-	planner *plan.Planner
-}
-
-func (p targetPlanner) Plan(ctx context.Context, repo, database, env string, d *plan.Desired) (*plan.Plan, error) {
-	t, err := p.targets.Target(ctx, repo, database, env)
-	if err != nil {
-		return nil, fmt.Errorf("target %s/%s: %w", database, env, err)
-	}
-	live, err := t.Engine.Live(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s/%s: %w", database, env, err)
-	}
-	return p.planner.Plan(ctx, d, live, t.Shadow)
 }
 
 // Options configures a Bot.
@@ -105,10 +100,11 @@ type Bot struct {
 	planner targetPlanner
 	log     *slog.Logger
 	metrics *metrics.Metrics
-	secret  []byte
+	secret  []byte // github.webhook_secret; empty: deliveries refused
 	apiURL  *url.URL
-	atr     *ghinstallation.AppsTransport
-	owner   string
+	// appAuth authenticates as the App; installation clients build on it.
+	appAuth *ghinstallation.AppsTransport
+	owner   string // this process in leases: host/pid/bot
 	workers int
 	poll    time.Duration
 	now     func() time.Time
@@ -117,7 +113,7 @@ type Bot struct {
 	deliveryBackoff  time.Duration
 
 	mu      sync.Mutex
-	clients map[int64]*github.Client
+	clients map[int64]*github.Client // by installation id
 
 	wakeDeliveries chan struct{}
 	wakeApplies    chan struct{}
@@ -158,32 +154,14 @@ func New(opts Options) (*Bot, error) {
 	if err := cfg.RequireGitHub(); err != nil {
 		return nil, err
 	}
-	key, err := cfg.GitHub.PrivateKeyPEM()
-	if err != nil {
-		return nil, err
-	}
-	api, err := url.Parse(strings.TrimRight(cfg.GitHub.APIURL, "/") + "/")
-	if err != nil {
-		return nil, fmt.Errorf("github.api_url: %w", err)
-	}
-	hc := opts.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	base := hc.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
 	m := opts.Metrics
 	if m == nil {
 		m = metrics.New(opts.Store.DB())
 	}
-	atr, err := ghinstallation.NewAppsTransport(m.Transport("github", base), cfg.GitHub.AppID, key)
+	api, atr, err := appTransport(cfg.GitHub, opts.HTTPClient, m)
 	if err != nil {
-		// The library's message does not include the key.
-		return nil, fmt.Errorf("github.private_key: %w", err)
+		return nil, err
 	}
-	atr.BaseURL = strings.TrimRight(api.String(), "/")
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -198,7 +176,7 @@ func New(opts Options) (*Bot, error) {
 		metrics:        m,
 		secret:         []byte(cfg.GitHub.WebhookSecret),
 		apiURL:         api,
-		atr:            atr,
+		appAuth:        atr,
 		owner:          fmt.Sprintf("%s/%d/bot", host, os.Getpid()),
 		workers:        opts.Workers,
 		poll:           opts.Poll,
@@ -224,6 +202,34 @@ func New(opts Options) (*Bot, error) {
 	return b, nil
 }
 
+// appTransport authenticates as the GitHub App gh names, over hc's
+// transport (default http.DefaultClient's), counting every call in m. It
+// returns the API's base URL, with a trailing slash, and the transport.
+func appTransport(gh config.GitHub, hc *http.Client, m *metrics.Metrics) (*url.URL, *ghinstallation.AppsTransport, error) {
+	key, err := gh.PrivateKeyPEM()
+	if err != nil {
+		return nil, nil, err
+	}
+	api, err := url.Parse(strings.TrimRight(gh.APIURL, "/") + "/")
+	if err != nil {
+		return nil, nil, fmt.Errorf("github.api_url: %w", err)
+	}
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	atr, err := ghinstallation.NewAppsTransport(m.Transport("github", base), gh.AppID, key)
+	if err != nil {
+		// The library's message does not include the key.
+		return nil, nil, fmt.Errorf("github.private_key: %w", err)
+	}
+	atr.BaseURL = strings.TrimRight(api.String(), "/")
+	return api, atr, nil
+}
+
 // client returns the GitHub client of an installation.
 func (b *Bot) client(installationID int64) (*github.Client, error) {
 	if installationID == 0 {
@@ -234,8 +240,8 @@ func (b *Bot) client(installationID int64) (*github.Client, error) {
 	if c, ok := b.clients[installationID]; ok {
 		return c, nil
 	}
-	itr := ghinstallation.NewFromAppsTransport(b.atr, installationID)
-	itr.BaseURL = b.atr.BaseURL
+	itr := ghinstallation.NewFromAppsTransport(b.appAuth, installationID)
+	itr.BaseURL = b.appAuth.BaseURL
 	c := github.NewClient(&http.Client{Transport: itr, Timeout: 30 * time.Second})
 	c.BaseURL = b.apiURL
 	c.UploadURL = b.apiURL
@@ -331,11 +337,19 @@ func (b *Bot) runApply(ctx context.Context, a *store.Apply) {
 	log.Info("apply attempt ended", "state", after.State)
 }
 
-// reportQuiet reports an apply and logs a failure; the recovery pass
-// retries reports that did not reach GitHub.
+// reportQuiet reports an apply, taking the PR's lock, and logs a failure;
+// the recovery pass retries reports that did not reach GitHub.
 func (b *Bot) reportQuiet(ctx context.Context, a *store.Apply) {
 	if err := b.Reporter().Report(ctx, a); err != nil && ctx.Err() == nil {
 		b.log.Warn("report apply to GitHub", "apply", a.ID, "err", err)
+	}
+}
+
+// reportHeld is report for a caller that holds the PR's lock (a command):
+// a failure is logged, and the recovery pass retries the report.
+func (b *Bot) reportHeld(ctx context.Context, a *store.Apply) {
+	if err := b.report(ctx, a); err != nil {
+		b.log.Warn("report apply", "apply", a.ID, "err", err)
 	}
 }
 

@@ -31,11 +31,11 @@ func (b *Bot) onCheckRun(ctx context.Context, e *github.CheckRunEvent) error {
 	inst := e.GetInstallation().GetID()
 	sha := run.GetHeadSHA()
 	n := 0
-	for _, p := range run.PullRequests {
-		n = p.GetNumber()
-		break
+	if len(run.PullRequests) > 0 {
+		n = run.PullRequests[0].GetNumber()
 	}
 	if n == 0 {
+		// A fork's runs carry no pull requests: find the PR by its head.
 		id, _, err := b.st.Ref(ctx, repo, shaPRKey(sha))
 		if errors.Is(err, store.ErrNotFound) {
 			return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/go-github/v60/github"
@@ -143,7 +144,7 @@ func (b *Bot) updateAggregate(ctx context.Context, gh *github.Client, repo, sha 
 		return err
 	}
 	for _, n := range extra {
-		if !contains(names, n) {
+		if !slices.Contains(names, n) {
 			names = append(names, n)
 		}
 	}
@@ -160,13 +161,4 @@ func (b *Bot) updateAggregate(ctx context.Context, gh *github.Client, repo, sha 
 		runs = append(runs, report.CheckState{Name: n, Status: m.Status, Conclusion: m.Conclusion, Title: m.Title})
 	}
 	return b.setCheck(ctx, gh, repo, sha, report.AggregateCheck(runs))
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -221,9 +221,7 @@ func (b *Bot) cmdRetry(ctx context.Context, gh *github.Client, pr *prInfo, cmd *
 				return fmt.Errorf("retry apply %d: %w", a.ID, err)
 			}
 			b.audit(ctx, store.Event{ApplyID: a.ID, Repository: pr.Repo, PR: pr.Number, Actor: user, Action: "apply.retry_requested"})
-			if err := b.report(ctx, ra); err != nil {
-				b.log.Warn("report apply", "apply", a.ID, "err", err)
-			}
+			b.reportHeld(ctx, ra)
 			wake(b.wakeApplies)
 		case store.Failed, store.Cancelled:
 			fresh = append(fresh, db)
@@ -265,9 +263,7 @@ func (b *Bot) cmdCancel(ctx context.Context, gh *github.Client, pr *prInfo, cmd 
 			if err != nil {
 				return fmt.Errorf("cancel apply: %w", err)
 			}
-			if err := b.report(ctx, ca); err != nil {
-				b.log.Warn("report apply", "apply", a.ID, "err", err)
-			}
+			b.reportHeld(ctx, ca)
 		case store.Running:
 			return refuse(report.Refusal(cmd.Line, fmt.Sprintf("apply #%d is running; a running attempt cannot be cut short.", a.ID), "If it fails and is retrying, cancel it then."))
 		default:

@@ -8,11 +8,32 @@ import (
 
 	"github.com/google/go-github/v60/github"
 
+	"github.com/ternhq/tern/apply"
 	"github.com/ternhq/tern/config"
 	"github.com/ternhq/tern/plan"
 	"github.com/ternhq/tern/report"
 	"github.com/ternhq/tern/store"
 )
+
+// targetPlanner plans a desired schema against the live schema of one
+// (repository, database, environment) target.
+type targetPlanner struct {
+	targets apply.Targets
+	planner *plan.Planner
+}
+
+// Plan plans d against the live schema of the target.
+func (p targetPlanner) Plan(ctx context.Context, repo, database, env string, d *plan.Desired) (*plan.Plan, error) {
+	t, err := p.targets.Target(ctx, repo, database, env)
+	if err != nil {
+		return nil, fmt.Errorf("target %s/%s: %w", database, env, err)
+	}
+	live, err := t.Engine.Live(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s/%s: %w", database, env, err)
+	}
+	return p.planner.Plan(ctx, d, live, t.Shadow)
+}
 
 // planRun is the outcome of planning a PR head.
 type planRun struct {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/ternhq/tern/config"
@@ -130,7 +131,7 @@ func planCheckout(ctx context.Context, a planArgs) (*plan.Plan, planTarget, erro
 		}
 		return nil, planTarget{}, fmt.Errorf("database %q is not in %s (it lists: %s)", a.database, config.RepoFile, strings.Join(names, ", "))
 	}
-	if !contains(db.Environments, a.env) {
+	if !slices.Contains(db.Environments, a.env) {
 		return nil, planTarget{}, fmt.Errorf("environment %q is not listed for database %s in %s (it lists: %s)", a.env, db.Name, config.RepoFile, strings.Join(db.Environments, ", "))
 	}
 	t, err := findTarget(cfg, a.repo, a.database, a.env)
@@ -226,13 +227,4 @@ func printPlan(w io.Writer, t planTarget, p *plan.Plan) {
 		summary += " Applying needs --allow-unsafe."
 	}
 	fmt.Fprintln(w, summary)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
