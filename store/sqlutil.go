@@ -138,38 +138,64 @@ type execer interface {
 // applyEvents appends one event per apply in ids, in tx, reading repository
 // and PR from the rows themselves.
 func applyEvents(ctx context.Context, tx *sql.Tx, ids []int64, actor, action, detail string) error {
-	in, args := placeholders(ids)
-	_, err := tx.ExecContext(ctx, `INSERT INTO tern_events (at, apply_id, repository, pr, actor, action, detail)
- SELECT UTC_TIMESTAMP(6), id, repository, pr, ?, ?, ? FROM tern_applies WHERE id IN (`+in+`)`,
-		append([]any{actor, action, detail}, args...)...)
-	if err != nil {
+	st := applyEventsStmt(ids, actor, action, detail, "")
+	if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
 		return fmt.Errorf("audit %s: %w", action, err)
 	}
 	return nil
+}
+
+// applyEventsStmt is the INSERT of applyEvents; cond, when set, is an extra
+// condition (e.g. "@tern_fenced = 1") with no arguments.
+func applyEventsStmt(ids []int64, actor, action, detail, cond string) stmt {
+	in, args := placeholders(ids)
+	q := `INSERT INTO tern_events (at, apply_id, repository, pr, actor, action, detail)
+ SELECT UTC_TIMESTAMP(6), id, repository, pr, ?, ?, ? FROM tern_applies WHERE id IN (` + in + `)`
+	if cond != "" {
+		q += " AND " + cond
+	}
+	return stmt{q, append([]any{actor, action, detail}, args...)}
 }
 
 // moveTasks moves the tasks of the given applies that are in one of from
 // to state to, writing one event per task first. set adds assignments
 // (with args) to the UPDATE. The caller holds the applies' rows.
 func moveTasks(ctx context.Context, tx *sql.Tx, applyIDs []int64, from []State, to State, actor, detail, set string, setArgs ...any) error {
+	ss, err := moveTasksStmts(applyIDs, from, to, actor, detail, "", set, setArgs...)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, ss[0].q, ss[0].args...); err != nil {
+		return fmt.Errorf("audit task.%s: %w", to, err)
+	}
+	if _, err := tx.ExecContext(ctx, ss[1].q, ss[1].args...); err != nil {
+		return fmt.Errorf("move tasks to %s: %w", to, err)
+	}
+	return nil
+}
+
+// moveTasksStmts returns moveTasks' two statements (the events' INSERT,
+// then the tasks' UPDATE); cond, when set, is an extra condition with no
+// arguments on both.
+func moveTasksStmts(applyIDs []int64, from []State, to State, actor, detail, cond, set string, setArgs ...any) ([]stmt, error) {
 	in, idArgs := placeholders(applyIDs)
 	states := make([]any, len(from))
 	for i, f := range from {
 		if !CanTransitionTask(f, to) {
-			return &TransitionError{From: f, To: to}
+			return nil, &TransitionError{From: f, To: to}
 		}
 		states[i] = string(f)
 	}
 	sin := strings.TrimSuffix(strings.Repeat("?, ", len(from)), ", ")
 	where := ` WHERE t.apply_id IN (` + in + `) AND t.state IN (` + sin + `)`
-	whereArgs := append(append([]any{}, idArgs...), states...)
-	_, err := tx.ExecContext(ctx, `INSERT INTO tern_events (at, apply_id, repository, pr, actor, action, detail)
- SELECT UTC_TIMESTAMP(6), t.apply_id, a.repository, a.pr, ?, ?, CONCAT('task ', t.seq, ': ', t.state, ' -> ', ?, IF(? = '', '', CONCAT(': ', ?)))
- FROM tern_tasks t JOIN tern_applies a ON a.id = t.apply_id`+where,
-		append([]any{actor, "task." + string(to), string(to), detail, detail}, whereArgs...)...)
-	if err != nil {
-		return fmt.Errorf("audit task.%s: %w", to, err)
+	if cond != "" {
+		where += " AND " + cond
 	}
+	whereArgs := append(append([]any{}, idArgs...), states...)
+	audit := stmt{`INSERT INTO tern_events (at, apply_id, repository, pr, actor, action, detail)
+ SELECT UTC_TIMESTAMP(6), t.apply_id, a.repository, a.pr, ?, ?, CONCAT('task ', t.seq, ': ', t.state, ' -> ', ?, IF(? = '', '', CONCAT(': ', ?)))
+ FROM tern_tasks t JOIN tern_applies a ON a.id = t.apply_id` + where,
+		append([]any{actor, "task." + string(to), string(to), detail, detail}, whereArgs...)}
 	q := `UPDATE tern_tasks t SET t.state = ?, t.updated_at = UTC_TIMESTAMP(6)`
 	if to.Terminal() {
 		q += `, t.finished_at = UTC_TIMESTAMP(6)`
@@ -177,11 +203,8 @@ func moveTasks(ctx context.Context, tx *sql.Tx, applyIDs []int64, from []State, 
 	if set != "" {
 		q += ", " + set
 	}
-	args := append(append([]any{string(to)}, setArgs...), whereArgs...)
-	if _, err := tx.ExecContext(ctx, q+where, args...); err != nil {
-		return fmt.Errorf("move tasks to %s: %w", to, err)
-	}
-	return nil
+	move := stmt{q + where, append(append([]any{string(to)}, setArgs...), whereArgs...)}
+	return []stmt{audit, move}, nil
 }
 
 // currentState reads an apply's state for a ConflictError ("" when the

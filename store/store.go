@@ -23,6 +23,9 @@ import (
 // Store is the ledger. It is safe for concurrent use.
 type Store struct {
 	db *sql.DB
+	// wdb is the pool of the batched fenced writes (see batch.go): the
+	// same DSN with multiStatements on.
+	wdb *sql.DB
 	// claimHook, when set (by tests), runs inside Claim's transaction after
 	// the SELECT ... FOR UPDATE and before the UPDATE.
 	claimHook func(ctx context.Context, tx *sql.Tx)
@@ -79,7 +82,14 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if db, err = openPool(ctx, cfg); err != nil {
 		return nil, err
 	}
-	return &Store{db: db}, nil
+	wcfg := cfg.Clone()
+	wcfg.MultiStatements = true
+	wdb, err := openPool(ctx, wcfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db, wdb: wdb}, nil
 }
 
 func openPool(ctx context.Context, cfg *mysql.Config) (*sql.DB, error) {
@@ -97,8 +107,8 @@ func openPool(ctx context.Context, cfg *mysql.Config) (*sql.DB, error) {
 	return db, nil
 }
 
-// Close closes the connection pool.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the connection pools.
+func (s *Store) Close() error { return errors.Join(s.db.Close(), s.wdb.Close()) }
 
 // Ping checks that the ledger answers (GET /healthz).
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -379,7 +389,7 @@ func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Apply, error) {
 	}
 	lease = lease.Truncate(time.Microsecond)
 	var claimed []*Apply
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
 		// One SELECT per state reads the whole rows and the database's
 		// clock, so that the UPDATE needs no read-back.
 		var now time.Time
@@ -426,16 +436,25 @@ func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Apply, error) {
 		}
 		in, args := placeholders(ids)
 		expires := now.Add(lease)
-		if _, err := tx.ExecContext(ctx, `UPDATE tern_applies SET state = 'running', attempt = attempt + 1,
- lease_owner = ?, lease_token = ?, lease_expires_at = ?, version = version + 1, updated_at = ? WHERE id IN (`+in+`)`,
-			append([]any{opt.Owner, token, expires, now}, args...)...); err != nil {
+		// The UPDATE and the audit rows in one round trip. The rows are
+		// locked by the SELECT: each is updated and audited once.
+		q, qargs := joinStmts(
+			stmt{`UPDATE tern_applies SET state = 'running', attempt = attempt + 1,
+ lease_owner = ?, lease_token = ?, lease_expires_at = ?, version = version + 1, updated_at = ? WHERE id IN (` + in + `)`,
+				append([]any{opt.Owner, token, expires, now}, args...)},
+			applyEventsStmt(ids, opt.Owner, "apply.running", "claimed", ""))
+		res, err := tx.ExecContext(ctx, q, qargs...)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n != int64(len(ids)) {
+			return fmt.Errorf("audit apply.running: %d rows for %d applies (%v)", n, len(ids), err)
 		}
 		for _, a := range claimed {
 			a.State, a.Attempt, a.Version, a.UpdatedAt = Running, a.Attempt+1, a.Version+1, now
 			a.LeaseOwner, a.LeaseToken, a.LeaseExpiresAt = opt.Owner, token, expires
 		}
-		return applyEvents(ctx, tx, ids, opt.Owner, "apply.running", "claimed")
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim applies: %w", err)
@@ -447,16 +466,31 @@ func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Apply, error) {
 // lease token. A heartbeat is not a change GitHub is told about: it leaves
 // the apply's version alone.
 func (s *Store) ExtendLease(ctx context.Context, a *Apply, d time.Duration) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := fenceRunning(ctx, tx, "extend lease of apply", a, false,
-			"lease_expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND", micros(d)); err != nil {
-			return err
-		}
-		return tx.QueryRowContext(ctx, `SELECT lease_expires_at FROM tern_applies WHERE id = ?`, a.ID).Scan(&a.LeaseExpiresAt)
-	})
-	if err != nil {
-		return fmt.Errorf("extend lease: %w", err)
+	const op = "extend lease of apply"
+	if a.LeaseToken == "" {
+		return fmt.Errorf("extend lease: %w", &ConflictError{Op: op, ID: a.ID, Want: Running, Current: currentState(ctx, s.db, a.ID)})
 	}
+	// One fenced UPDATE suffices (a heartbeat writes no audit row), so no
+	// transaction: the SELECT of the same round trip reads what the UPDATE
+	// did and the expiry the database's clock gave.
+	var n int64
+	var cur sql.NullString
+	var expires sql.NullTime
+	err := batchRow(ctx, s.wdb, []stmt{
+		{`UPDATE tern_applies SET updated_at = UTC_TIMESTAMP(6),
+ lease_expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND WHERE id = ? AND state = 'running' AND lease_token = ?`,
+			[]any{micros(d), a.ID, a.LeaseToken}},
+		{`SELECT ROW_COUNT(), (SELECT state FROM tern_applies WHERE id = ?),
+ (SELECT lease_expires_at FROM tern_applies WHERE id = ? AND state = 'running' AND lease_token = ?)`,
+			[]any{a.ID, a.ID, a.LeaseToken}},
+	}, &n, &cur, &expires)
+	if err != nil {
+		return fmt.Errorf("extend lease: %s %d: %w", op, a.ID, err)
+	}
+	if n != 1 || !expires.Valid {
+		return fmt.Errorf("extend lease: %w", &ConflictError{Op: op, ID: a.ID, Want: Running, Current: State(cur.String)})
+	}
+	a.LeaseExpiresAt = expires.Time
 	return nil
 }
 
@@ -537,45 +571,70 @@ func (s *Store) Rescue(ctx context.Context, a *Apply, maxRescues int) (*Apply, e
 
 // taskMove moves task seq of the running apply a to state to, fenced on
 // a's lease; set adds assignments to the task's UPDATE.
+//
+// It is one transaction of three round trips (BEGIN, one batch, COMMIT).
+// The batch bumps the apply's version fenced on its state and lease token
+// (locking the apply first, as every writer does before its tasks, so the
+// task cannot change under it), reads the task's state, writes the audit
+// row and moves the task only when the fence held and the state may move
+// to to, and reports each step; Go commits only when all of them happened.
 func (s *Store) taskMove(ctx context.Context, op string, a *Apply, seq int, to State, detail, set string, args ...any) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		// The apply first, always: every writer locks the apply before its
-		// tasks, so they cannot deadlock.
-		if err := fenceRunning(ctx, tx, op, a, true, ""); err != nil {
+	if a.LeaseToken == "" {
+		return fmt.Errorf("%s %d task %d: %w", op, a.ID, seq,
+			&ConflictError{Op: op, ID: a.ID, Want: Running, Current: currentState(ctx, s.db, a.ID)})
+	}
+	var from []any
+	for _, f := range []State{Pending, Running, FailedRetryable, Completed, Failed, Cancelled} {
+		if CanTransitionTask(f, to) {
+			from = append(from, string(f))
+		}
+	}
+	if len(from) == 0 {
+		return fmt.Errorf("%s %d task %d: no state moves to %s", op, a.ID, seq, to)
+	}
+	fin := strings.TrimSuffix(strings.Repeat("?, ", len(from)), ", ")
+	suffix := ""
+	if detail != "" {
+		suffix = ": " + detail
+	}
+	q := `UPDATE tern_tasks SET state = ?, updated_at = UTC_TIMESTAMP(6)`
+	if set != "" {
+		q += ", " + set
+	}
+	if to.Terminal() {
+		q += ", finished_at = UTC_TIMESTAMP(6)"
+	}
+	batch := []stmt{
+		{`UPDATE tern_applies SET updated_at = UTC_TIMESTAMP(6), version = version + 1
+ WHERE id = ? AND state = 'running' AND lease_token = ?`, []any{a.ID, a.LeaseToken}},
+		{`SET @tern_fenced = ROW_COUNT()`, nil},
+		{`SET @tern_cur = (SELECT state FROM tern_tasks WHERE apply_id = ? AND seq = ?)`, []any{a.ID, seq}},
+		{`INSERT INTO tern_events (at, apply_id, repository, pr, actor, action, detail)
+ SELECT UTC_TIMESTAMP(6), ?, ?, ?, ?, ?, CONCAT('task ', ?, ': ', @tern_cur, ' -> ', ?, ?) FROM DUAL
+ WHERE @tern_fenced = 1 AND @tern_cur IN (` + fin + `)`,
+			append([]any{a.ID, a.Repository, a.PR, a.LeaseOwner, "task." + string(to), seq, string(to), suffix}, from...)},
+		{`SET @tern_audited = ROW_COUNT()`, nil},
+		{q + ` WHERE apply_id = ? AND seq = ? AND @tern_fenced = 1 AND state = @tern_cur AND state IN (` + fin + `)`,
+			append(append(append([]any{string(to)}, args...), a.ID, seq), from...)},
+		{`SELECT @tern_fenced, @tern_cur, @tern_audited, ROW_COUNT(), (SELECT state FROM tern_applies WHERE id = ?)`, []any{a.ID}},
+	}
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		var fenced, audited, moved int64
+		var cur, applyState sql.NullString
+		if err := batchRow(ctx, tx, batch, &fenced, &cur, &audited, &moved, &applyState); err != nil {
 			return err
 		}
-		var cur State
-		err := tx.QueryRowContext(ctx, `SELECT state FROM tern_tasks WHERE apply_id = ? AND seq = ? FOR UPDATE`, a.ID, seq).Scan(&cur)
-		if errors.Is(err, sql.ErrNoRows) {
+		switch {
+		case fenced != 1:
+			return &ConflictError{Op: op, ID: a.ID, Want: Running, Current: State(applyState.String)}
+		case !cur.Valid:
 			return fmt.Errorf("task %d: %w", seq, ErrNotFound)
+		case !CanTransitionTask(State(cur.String), to):
+			return &TransitionError{From: State(cur.String), To: to}
+		case moved != 1 || audited != 1:
+			return &ConflictError{Op: op, ID: a.ID, Want: State(cur.String)}
 		}
-		if err != nil {
-			return err
-		}
-		if !CanTransitionTask(cur, to) {
-			return &TransitionError{From: cur, To: to}
-		}
-		q := `UPDATE tern_tasks SET state = ?, updated_at = UTC_TIMESTAMP(6)`
-		if set != "" {
-			q += ", " + set
-		}
-		if to.Terminal() {
-			q += ", finished_at = UTC_TIMESTAMP(6)"
-		}
-		res, err := tx.ExecContext(ctx, q+" WHERE apply_id = ? AND seq = ? AND state = ?",
-			append(append([]any{string(to)}, args...), a.ID, seq, string(cur))...)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return &ConflictError{Op: op, ID: a.ID, Want: cur}
-		}
-		d := fmt.Sprintf("task %d: %s -> %s", seq, cur, to)
-		if detail != "" {
-			d += ": " + detail
-		}
-		return addEvent(ctx, tx, Event{ApplyID: a.ID, Repository: a.Repository, PR: a.PR, Actor: a.LeaseOwner,
-			Action: "task." + string(to), Detail: d})
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("%s %d task %d: %w", op, a.ID, seq, err)
@@ -661,47 +720,78 @@ func (s *Store) FinishApply(ctx context.Context, a *Apply, to State, class, msg 
 	if !CanTransitionApply(Running, to) {
 		return nil, fmt.Errorf("finish apply %d: %w", a.ID, &TransitionError{From: Running, To: to})
 	}
+	if a.LeaseToken == "" {
+		return nil, fmt.Errorf("finish apply %d as %s: %w", a.ID, to,
+			&ConflictError{Op: "finish apply", ID: a.ID, Want: Running, Current: currentState(ctx, s.db, a.ID)})
+	}
+	set := "state = ?, lease_owner = '', lease_token = '', lease_expires_at = NULL"
+	args := []any{string(to)}
+	if to == FailedRetryable {
+		set += ", next_attempt_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND"
+		args = append(args, micros(retryIn))
+	}
+	if to.Terminal() {
+		set += ", finished_at = UTC_TIMESTAMP(6)"
+	}
+	// A completed apply keeps the error of its last failed attempt
+	// unless told otherwise ("applied after 3 attempts").
+	if to != Completed || class != "" || msg != "" {
+		set += ", error_class = ?, last_error = ?"
+		args = append(args, class, msg)
+	}
+	// One batch: the fenced UPDATE (which locks the apply before its
+	// tasks), the tasks' moves and the audit rows conditioned on the fence,
+	// and the apply as stored, read back in the same round trip.
+	batch := []stmt{
+		{`UPDATE tern_applies SET updated_at = UTC_TIMESTAMP(6), version = version + 1, ` + set +
+			` WHERE id = ? AND state = 'running' AND lease_token = ?`, append(args, a.ID, a.LeaseToken)},
+		{`SET @tern_fenced = ROW_COUNT()`, nil},
+	}
+	ids := []int64{a.ID}
+	const fenced = "@tern_fenced = 1"
+	var moves []stmt
+	var err error
+	switch to {
+	case Failed, Cancelled:
+		moves, err = moveTasksStmts(ids, []State{Pending, Running, FailedRetryable}, Cancelled, a.LeaseOwner, "apply "+string(to), fenced, "")
+	case FailedRetryable:
+		moves, err = moveTasksStmts(ids, []State{Running}, FailedRetryable, a.LeaseOwner, class, fenced,
+			"t.error_class = ?, t.last_error = ?", class, msg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("finish apply %d as %s: %w", a.ID, to, err)
+	}
+	detail := fmt.Sprintf("attempt %d", a.Attempt)
+	if class != "" || msg != "" {
+		detail += ": " + class + ": " + msg
+	}
+	batch = append(batch, moves...)
+	batch = append(batch,
+		applyEventsStmt(ids, a.LeaseOwner, "apply."+string(to), detail, fenced),
+		stmt{`SET @tern_audited = ROW_COUNT()`, nil},
+		stmt{"SELECT " + applyCols + ", @tern_fenced, @tern_audited FROM tern_applies WHERE id = ?", []any{a.ID}})
 	var out *Apply
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		set := "state = ?, lease_owner = '', lease_token = '', lease_expires_at = NULL"
-		args := []any{string(to)}
-		if to == FailedRetryable {
-			set += ", next_attempt_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND"
-			args = append(args, micros(retryIn))
-		}
-		if to.Terminal() {
-			set += ", finished_at = UTC_TIMESTAMP(6)"
-		}
-		// A completed apply keeps the error of its last failed attempt
-		// unless told otherwise ("applied after 3 attempts").
-		if to != Completed || class != "" || msg != "" {
-			set += ", error_class = ?, last_error = ?"
-			args = append(args, class, msg)
-		}
-		if err := fenceRunning(ctx, tx, "finish apply", a, true, set, args...); err != nil {
+	err = s.writeTx(ctx, func(tx *sql.Tx) error {
+		var n, audited int64
+		var got *Apply
+		err := batchScan(ctx, tx, batch, func(r rowScanner) (err error) {
+			got, err = scanApply(r, &n, &audited)
 			return err
-		}
-		ids := []int64{a.ID}
-		var err error
-		switch to {
-		case Failed, Cancelled:
-			err = moveTasks(ctx, tx, ids, []State{Pending, Running, FailedRetryable}, Cancelled, a.LeaseOwner, "apply "+string(to), "")
-		case FailedRetryable:
-			err = moveTasks(ctx, tx, ids, []State{Running}, FailedRetryable, a.LeaseOwner, class,
-				"t.error_class = ?, t.last_error = ?", class, msg)
+		})
+		if errors.Is(err, errBatchNoRow) {
+			return &ConflictError{Op: "finish apply", ID: a.ID, Want: Running}
 		}
 		if err != nil {
 			return err
 		}
-		detail := fmt.Sprintf("attempt %d", a.Attempt)
-		if class != "" || msg != "" {
-			detail += ": " + class + ": " + msg
+		if n != 1 {
+			return &ConflictError{Op: "finish apply", ID: a.ID, Want: Running, Current: got.State}
 		}
-		if err := applyEvents(ctx, tx, ids, a.LeaseOwner, "apply."+string(to), detail); err != nil {
-			return err
+		if audited != 1 {
+			return fmt.Errorf("audit apply.%s: %d rows", to, audited)
 		}
-		out, err = queryApply(ctx, tx, "WHERE id = ?", a.ID)
-		return err
+		out = got
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("finish apply %d as %s: %w", a.ID, to, err)
