@@ -40,7 +40,7 @@ func ApplyComment(a *store.Apply, tasks []store.Task) string {
 
 func applyComment(a *store.Apply, tasks []store.Task, budget int) string {
 	var b strings.Builder
-	b.WriteString(applyMarker(a.ID) + "\n")
+	b.WriteString(ApplyMarker(a.ID) + "\n")
 	fmt.Fprintf(&b, "### tern apply #%d: %s → %s: %s\n\n", a.ID, code(a.Database), code(a.Environment), headline(a))
 	fmt.Fprintf(&b, "Requested by @%s at %s", a.RequestedBy, code(short(a.HeadSHA)))
 	if a.AllowUnsafe {
@@ -108,7 +108,7 @@ func classSuffix(class string) string {
 // needed more than one attempt ends, so that the PR's people are notified.
 func OutcomeComment(a *store.Apply) string {
 	var b strings.Builder
-	b.WriteString(outcomeMarker(a.ID) + "\n")
+	b.WriteString(OutcomeMarker(a.ID) + "\n")
 	target := code(a.Database) + " → " + code(a.Environment)
 	switch a.State {
 	case store.Completed:
@@ -170,7 +170,7 @@ type LiveNotMerged struct {
 func UnmergedComment(markerID int64, live []LiveNotMerged) string {
 	return fit(MaxComment, func(budget int) string {
 		var b strings.Builder
-		b.WriteString(unmergedMarker(markerID) + "\n")
+		b.WriteString(UnmergedMarker(markerID) + "\n")
 		b.WriteString("⚠️ This PR was closed without merging, but its schema changes are live in ")
 		for i, l := range live {
 			if i > 0 {

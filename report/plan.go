@@ -40,7 +40,7 @@ func RenderPlanComment(c PlanComment) string {
 
 func renderPlanComment(c PlanComment, budget int) string {
 	var b strings.Builder
-	b.WriteString(planMarker() + "\n")
+	b.WriteString(PlanMarker() + "\n")
 	fmt.Fprintf(&b, "### tern plan for %s\n\n", code(short(c.HeadSHA)))
 	if c.ConfigErr != "" {
 		fmt.Fprintf(&b, "**Plan failed**: %s\n\nFix `tern.yaml` and push; tern plans again on the next commit, or comment `/tern plan`.\n", oneLine(c.ConfigErr))

@@ -31,24 +31,18 @@ const (
 // wrote, so that a lost reference can be found again by listing comments.
 func Marker(kind string) string { return "<!-- tern:" + kind + " -->" }
 
-// Markers of the comments tern edits in place or posts once.
-func planMarker() string             { return Marker("plan") }
-func applyMarker(id int64) string    { return Marker(fmt.Sprintf("apply:%d", id)) }
-func outcomeMarker(id int64) string  { return Marker(fmt.Sprintf("outcome:%d", id)) }
-func unmergedMarker(id int64) string { return Marker(fmt.Sprintf("unmerged:%d", id)) }
-
 // PlanMarker identifies the PR's plan comment.
-func PlanMarker() string { return planMarker() }
+func PlanMarker() string { return Marker("plan") }
 
 // ApplyMarker identifies the comment of apply id.
-func ApplyMarker(id int64) string { return applyMarker(id) }
+func ApplyMarker(id int64) string { return Marker(fmt.Sprintf("apply:%d", id)) }
 
 // OutcomeMarker identifies the outcome comment of apply id.
-func OutcomeMarker(id int64) string { return outcomeMarker(id) }
+func OutcomeMarker(id int64) string { return Marker(fmt.Sprintf("outcome:%d", id)) }
 
 // UnmergedMarker identifies the "live but not merged" comment written when
 // a PR closes; id is the newest completed apply it names.
-func UnmergedMarker(id int64) string { return unmergedMarker(id) }
+func UnmergedMarker(id int64) string { return Marker(fmt.Sprintf("unmerged:%d", id)) }
 
 // sqlBlock renders DDL statements in a ```sql fence, folded into <details>
 // when long. budget > 0 truncates the DDL to about that many characters.
