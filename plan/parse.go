@@ -93,6 +93,7 @@ func Parse(files []File) (*Desired, error) {
 	p := newParser()
 	var (
 		tables []Table
+		parsed []*sqlparser.CreateTable
 		errs   []error
 		seen   = map[string]Table{}
 	)
@@ -116,6 +117,7 @@ func Parse(files []File) (*Desired, error) {
 			}
 			seen[key] = t
 			tables = append(tables, t)
+			parsed = append(parsed, ct)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -128,18 +130,36 @@ func Parse(files []File) (*Desired, error) {
 		}
 		return nil, fmt.Errorf("no CREATE TABLE statements in %s: refusing to plan (it would drop every table)", strings.Join(names, ", "))
 	}
-	return newDesired(p, tables)
+	return newDesired(tables, parsed)
 }
 
-// newDesired sorts tables and computes the hash.
-func newDesired(p *sqlparser.Parser, tables []Table) (*Desired, error) {
-	sort.Slice(tables, func(i, j int) bool { return tables[i].Name < tables[j].Name })
+// newDesired sorts tables and computes the hash; parsed[i] is tables[i]
+// as vetStatement parsed it.
+func newDesired(tables []Table, parsed []*sqlparser.CreateTable) (*Desired, error) {
+	order := make([]int, len(tables))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(i, j int) bool { return tables[order[i]].Name < tables[order[j]].Name })
 	env, err := newEnv()
 	if err != nil {
 		return nil, err
 	}
+	sorted := make([]Table, len(tables))
 	h := sha256.New()
-	for _, t := range tables {
+	for k, i := range order {
+		sorted[k] = tables[i]
+		h.Write([]byte(normalized(env, parsed[i])))
+		h.Write([]byte{0})
+	}
+	return &Desired{Tables: sorted, Hash: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// vetTables parses and vets tables again, each of which must be exactly
+// one statement.
+func vetTables(p *sqlparser.Parser, tables []Table) ([]*sqlparser.CreateTable, error) {
+	out := make([]*sqlparser.CreateTable, len(tables))
+	for i, t := range tables {
 		st, err := splitStatements(t.SQL)
 		if err != nil || len(st) != 1 {
 			return nil, fmt.Errorf("table %s: statement does not split into exactly one", t.Name)
@@ -148,10 +168,9 @@ func newDesired(p *sqlparser.Parser, tables []Table) (*Desired, error) {
 		if err != nil {
 			return nil, fmt.Errorf("table %s: %w", t.Name, err)
 		}
-		h.Write([]byte(normalized(env, ct)))
-		h.Write([]byte{0})
+		out[i] = ct
 	}
-	return &Desired{Tables: tables, Hash: hex.EncodeToString(h.Sum(nil))}, nil
+	return out, nil
 }
 
 // normalized renders a parsed CREATE TABLE canonically, without comments,
@@ -337,7 +356,11 @@ func UnmarshalDesired(b []byte) (*Desired, error) {
 	if len(d.Tables) == 0 {
 		return nil, errors.New("decode desired schema: no tables")
 	}
-	got, err := newDesired(newParser(), slices.Clone(d.Tables))
+	parsed, err := vetTables(newParser(), d.Tables)
+	if err != nil {
+		return nil, fmt.Errorf("decode desired schema: %w", err)
+	}
+	got, err := newDesired(d.Tables, parsed)
 	if err != nil {
 		return nil, fmt.Errorf("decode desired schema: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"vitess.io/vitess/go/mysql/collations"
 	"vitess.io/vitess/go/vt/schemadiff"
+	"vitess.io/vitess/go/vt/sqlparser"
 	"vitess.io/vitess/go/vt/vtenv"
 )
 
@@ -38,10 +39,13 @@ type Planner struct {
 	// Connections is how many connections load the shadow schema and read
 	// definitions, on each server. Default 6.
 	Connections int
-	// FullShadow loads every desired table into the shadow schema. By
-	// default only the tables that may differ from the live ones (and
-	// their foreign-key neighbours) are loaded; the others are taken from
-	// the live schema as they are, which yields the same plan faster.
+	// FullShadow loads every desired table into the shadow schema, parses
+	// every definition and orders the changes over the whole schema: the
+	// plain reference the default path is tested against. By default only
+	// the tables that may differ from the live ones (and their foreign-key
+	// neighbours) are loaded, the others are taken from the live schema as
+	// they are, and the changes are ordered among the tables they can
+	// depend on, which yields the same plan faster.
 	FullShadow bool
 }
 
@@ -137,7 +141,12 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	if err != nil {
 		return nil, fmt.Errorf("read live schema %s: %w", ls.name, err)
 	}
-	to, err := schemadiff.NewSchemaFromQueries(env, toQueries)
+	var to *schemadiff.Schema
+	if p.FullShadow {
+		to, err = schemadiff.NewSchemaFromQueries(env, toQueries)
+	} else {
+		to, err = desiredSchema(env, from, d, toQueries, ls.defs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read desired schema: %w", err)
 	}
@@ -165,6 +174,37 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 		"read_and_load", loaded.Sub(start).Round(time.Millisecond), "diff", diffed.Sub(loaded).Round(time.Millisecond),
 		"order", time.Since(diffed).Round(time.Millisecond))
 	return out, nil
+}
+
+// desiredSchema builds the desired schema from toQueries, the
+// definitions of d's tables in order. A definition that is the live one,
+// word for word, shares the live schema's parsed table instead of being
+// parsed again: the same text yields the same table, and schemadiff never
+// modifies a table in place.
+func desiredSchema(env *schemadiff.Environment, from *schemadiff.Schema, d *Desired, toQueries []string, liveDefs map[string]string) (*schemadiff.Schema, error) {
+	entities := make([]schemadiff.Entity, 0, len(toQueries))
+	for i, q := range toQueries {
+		if def, ok := liveDefs[d.Tables[i].Name]; ok && def == q {
+			if t := from.Table(d.Tables[i].Name); t != nil {
+				entities = append(entities, t)
+				continue
+			}
+		}
+		stmt, err := env.Parser().ParseStrictDDL(q)
+		if err != nil {
+			return nil, err
+		}
+		ct, ok := stmt.(*sqlparser.CreateTable)
+		if !ok {
+			return nil, &schemadiff.UnsupportedStatementError{Statement: sqlparser.CanonicalString(stmt)}
+		}
+		t, err := schemadiff.NewCreateTableEntity(env, ct)
+		if err != nil {
+			return nil, err
+		}
+		entities = append(entities, t)
+	}
+	return schemadiff.NewSchemaFromEntities(env, entities)
 }
 
 // newEnv returns the schemadiff environment tern diffs in.
