@@ -302,9 +302,11 @@ func (b *Bot) applyLoop(ctx context.Context) {
 	t := time.NewTicker(b.poll)
 	defer t.Stop()
 	for ctx.Err() == nil {
+		began := time.Now()
 		claimed, err := b.st.Claim(ctx, store.ClaimOptions{
 			Owner: b.owner, Limit: 1, Lease: b.cfg.Recovery.Lease.D(), States: []store.State{store.Pending},
 		})
+		b.metrics.Claim(time.Since(began))
 		if err != nil && ctx.Err() == nil {
 			b.log.Error("claim applies", "err", err)
 		}

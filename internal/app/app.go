@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/ternhq/tern/apply"
@@ -103,10 +104,17 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	a.Metrics = metrics.New(a.Store.DB())
 	a.Targets = targets.New(cfg, log)
 	a.Targets.PlanetScale = opts.PlanetScale
+	// Every PlanetScale API call counts in tern_api_calls_total{api="planetscale"}.
+	hc := http.Client{Timeout: time.Minute}
+	if opts.PlanetScale.HTTPClient != nil {
+		hc = *opts.PlanetScale.HTTPClient
+	}
+	hc.Transport = a.Metrics.Transport("planetscale", hc.Transport)
+	a.Targets.PlanetScale.HTTPClient = &hc
 	a.Planner = &plan.Planner{Logger: log}
 	a.Runner = &apply.Runner{
 		Store: a.Store, Targets: a.Targets, Planner: a.Planner,
-		Policy: apply.PolicyFromConfig(cfg.Recovery), Logger: log,
+		Policy: apply.PolicyFromConfig(cfg.Recovery), Logger: log, Metrics: a.Metrics,
 	}
 	b, err := bot.New(bot.Options{
 		Config: cfg, Store: a.Store, Runner: a.Runner, Targets: a.Targets, Planner: a.Planner,

@@ -8,6 +8,8 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +152,44 @@ func TestNewErrors(t *testing.T) {
 				t.Errorf("error %q does not name %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The pieces record into the App's metrics: the runner's outcomes, and
+// every call to the PlanetScale API (here: a branch password for the live
+// schema, refused by a stand-in that knows no such database).
+func TestMetricsWired(t *testing.T) {
+	ctx := context.Background()
+	dsn, _ := testdb.New(t, "app")
+	ps := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, `{"code":"not_found","message":"Not Found"}`)
+	}))
+	defer ps.Close()
+	cfg := testConfig(t, dsn)
+	tls := false
+	cfg.Targets = []config.Target{{Repository: "acme/shop", Database: "shop", Environment: "production",
+		PlanetScale: &config.PlanetScale{Organization: "acme", Database: "shop", Branch: "main",
+			ServiceTokenID: "id", ServiceToken: "tok", APIURL: ps.URL + "/", TLS: &tls}}}
+	a, err := app.New(ctx, cfg, app.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.Runner.Metrics != a.Metrics {
+		t.Error("the runner does not record into the App's metrics")
+	}
+	tg, err := a.Targets.Target(ctx, "acme/shop", "shop", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tg.Engine.Live(ctx); err == nil {
+		t.Fatal("Live against a stand-in that answers 404: want an error")
+	}
+	rec := httptest.NewRecorder()
+	a.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if want := `tern_api_calls_total{api="planetscale",outcome="http_4xx"}`; !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("metrics lack %s", want)
 	}
 }
