@@ -34,3 +34,20 @@ func TestLoggerMasksSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestActionArgs(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"INPUT_ARGS": "--limit 5"}, ""},
+		{map[string]string{"GITHUB_ACTIONS": "true"}, ""},
+		{map[string]string{"GITHUB_ACTIONS": "true", "INPUT_ARGS": "  --dir .  -d shop\n-e staging "}, "--dir|.|-d|shop|-e|staging"},
+	}
+	for _, tt := range tests {
+		got := strings.Join(actionArgs(func(k string) string { return tt.env[k] }), "|")
+		if got != tt.want {
+			t.Errorf("actionArgs(%v) = %q, want %q", tt.env, got, tt.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -35,7 +36,7 @@ func commands() []command {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, append(os.Args[1:], actionArgs(os.Getenv)...), os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -69,4 +70,15 @@ func usage(w io.Writer) {
 func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "tern %s (commit %s)\n", version, commit)
 	return 0
+}
+
+// actionArgs returns the extra flags given to the GitHub Action's `args`
+// input: in a Docker action GitHub passes each input as INPUT_<NAME>, and
+// action.yml's fixed argument list cannot hold optional flags such as
+// `tern plan`'s `--dir . -d shop -e staging`. Outside Actions it is empty.
+func actionArgs(getenv func(string) string) []string {
+	if getenv("GITHUB_ACTIONS") != "true" {
+		return nil
+	}
+	return strings.Fields(getenv("INPUT_ARGS"))
 }
