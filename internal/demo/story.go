@@ -171,10 +171,7 @@ func (d *demo) recover(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 	}
-	pass := &recovery.Pass{
-		Store: d.st, Runner: d.runner, Reporter: d.bot.Reporter(), PRs: d.bot,
-		MaxRescues: d.cfg.Recovery.MaxRescues, Lease: d.cfg.Recovery.Lease.D(), Logger: d.log,
-	}
+	pass := d.app.RecoveryPass()
 	var (
 		res  *recovery.Result
 		line recovery.Line

@@ -12,15 +12,13 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/ternhq/tern/apply"
 	"github.com/ternhq/tern/bot"
 	"github.com/ternhq/tern/config"
 	"github.com/ternhq/tern/engine/psdeploy"
+	"github.com/ternhq/tern/internal/app"
 	"github.com/ternhq/tern/internal/fakegithub"
 	"github.com/ternhq/tern/internal/fakeps"
-	"github.com/ternhq/tern/plan"
 	"github.com/ternhq/tern/store"
-	"github.com/ternhq/tern/targets"
 )
 
 // The cast and the repository.
@@ -55,9 +53,8 @@ type demo struct {
 	staging *sql.DB
 	gh      *fakegithub.Server
 	ps      *fakeps.Server
+	app     *app.App
 	st      *store.Store
-	ts      *targets.Set
-	runner  *apply.Runner
 	bot     *bot.Bot
 	cfg     *config.Config
 	hookURL string
@@ -194,28 +191,17 @@ func (d *demo) setup(ctx context.Context) error {
 		return fmt.Errorf("config: %w", err)
 	}
 
-	d.st, err = store.Open(ctx, d.cfg.Store.DSN)
-	if err != nil {
-		return err
-	}
-	d.onClose(func(context.Context) { d.st.Close() })
-	if err := d.st.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate the ledger: %w", err)
-	}
-
-	d.ts = targets.New(d.cfg, d.log)
-	d.ts.PlanetScale = psdeploy.Options{PollInterval: 100 * time.Millisecond}
-	d.onClose(func(context.Context) { d.ts.Close() })
-	planner := &plan.Planner{Logger: d.log}
-	d.runner = &apply.Runner{Store: d.st, Targets: d.ts, Planner: planner, Policy: apply.PolicyFromConfig(d.cfg.Recovery), Logger: d.log}
-	d.bot, err = bot.New(bot.Options{
-		Config: d.cfg, Store: d.st, Runner: d.runner, Targets: d.ts, Planner: planner,
-		Logger: d.log, Poll: 200 * time.Millisecond,
+	// The same wiring as `tern serve` and `tern recover`.
+	d.app, err = app.New(ctx, d.cfg, app.Options{
+		Logger:      d.log,
+		PlanetScale: psdeploy.Options{PollInterval: 100 * time.Millisecond},
+		Poll:        200 * time.Millisecond,
 	})
 	if err != nil {
-		return fmt.Errorf("github app: %w", err)
+		return fmt.Errorf("wire tern: %w", err)
 	}
-	d.runner.Listener = d.bot
+	d.onClose(func(context.Context) { d.app.Close() })
+	d.st, d.bot = d.app.Store, d.app.Bot
 
 	hook := httptest.NewServer(d.bot.Handler())
 	d.onClose(func(context.Context) { hook.Close() })
