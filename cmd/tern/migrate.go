@@ -11,12 +11,8 @@ import (
 // runMigrate creates or upgrades the store's tables: tern migrate --config FILE.
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, cfgPath := newFlags("migrate", stderr)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tern migrate: unexpected argument %q\n", fs.Arg(0))
-		return 1
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	cfg, err := loadConfig(*cfgPath, webhookSecretKey)
 	if err != nil {
