@@ -120,10 +120,17 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	toQueries := make([]string, 0, len(d.Tables))
 	var shadowDefs map[string]string
 	if len(load) > 0 {
-		shadowDefs, err = p.shadowDefs(ctx, shadow, ls.charset, ls.collation, load)
+		var dropped func() error
+		shadowDefs, dropped, err = p.shadowDefs(ctx, shadow, ls.charset, ls.collation, load)
 		if err != nil {
 			return nil, err
 		}
+		// The shadow schema is gone before Plan returns, whatever happens.
+		defer func() {
+			if derr := dropped(); derr != nil && err == nil {
+				err = derr
+			}
+		}()
 	}
 	for _, t := range d.Tables {
 		if def, ok := shadowDefs[t.Name]; ok {
@@ -354,31 +361,32 @@ func (p *Planner) mayDiffer(env *schemadiff.Environment, d *Desired, ls *liveSch
 }
 
 // shadowDefs loads tables into a fresh shadow schema and returns their
-// server-normalized definitions. The shadow schema is dropped whatever
-// happens, with a context of its own so that a cancelled plan still
-// cleans up.
-func (p *Planner) shadowDefs(ctx context.Context, shadow *sql.DB, charset, collation string, tables map[string]Table) (_ map[string]string, err error) {
+// server-normalized definitions. The shadow schema is dropped in the
+// background once they are read, so that the drop overlaps the diff;
+// dropped waits for it and reports its error. On error the schema is
+// dropped before shadowDefs returns. Drops have a context of their own,
+// so that a cancelled plan still cleans up.
+func (p *Planner) shadowDefs(ctx context.Context, shadow *sql.DB, charset, collation string, tables map[string]Table) (defs map[string]string, dropped func() error, err error) {
 	name, err := shadowName(time.Now())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	create := "CREATE DATABASE " + quoteIdent(name)
 	if charset != "" && collation != "" {
 		create += " CHARACTER SET " + quoteIdent(charset) + " COLLATE " + quoteIdent(collation)
 	}
 	if _, err := shadow.ExecContext(ctx, create); err != nil {
-		return nil, fmt.Errorf("create shadow schema %s: %w", name, err)
+		return nil, nil, fmt.Errorf("create shadow schema %s: %w", name, err)
 	}
-	defer func() {
+	drop := func() error {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if _, derr := shadow.ExecContext(dctx, "DROP DATABASE IF EXISTS "+quoteIdent(name)); derr != nil {
-			p.logger().Error("drop shadow schema", "schema", name, "err", derr)
-			if err == nil {
-				err = fmt.Errorf("drop shadow schema %s: %w", name, derr)
-			}
+		if _, err := shadow.ExecContext(dctx, "DROP DATABASE IF EXISTS "+quoteIdent(name)); err != nil {
+			p.logger().Error("drop shadow schema", "schema", name, "err", err)
+			return fmt.Errorf("drop shadow schema %s: %w", name, err)
 		}
-	}()
+		return nil
+	}
 	list := make([]Table, 0, len(tables))
 	for _, t := range tables {
 		list = append(list, t)
@@ -392,17 +400,21 @@ func (p *Planner) shadowDefs(ctx context.Context, shadow *sql.DB, charset, colla
 		return list[i].Name < list[j].Name
 	})
 	if err := loadShadow(ctx, shadow, name, list, p.conns()); err != nil {
-		return nil, err
+		_ = drop() // logged; the load error is the one to report
+		return nil, nil, err
 	}
 	names := make([]string, len(list))
 	for i, t := range list {
 		names[i] = t.Name
 	}
-	defs, err := showCreateTables(ctx, shadow, name, names, p.conns())
+	defs, err = showCreateTables(ctx, shadow, name, names, p.conns())
 	if err != nil {
-		return nil, fmt.Errorf("read shadow schema: %w", err)
+		_ = drop()
+		return nil, nil, fmt.Errorf("read shadow schema: %w", err)
 	}
-	return defs, nil
+	done := make(chan error, 1)
+	go func() { done <- drop() }()
+	return defs, func() error { return <-done }, nil
 }
 
 // loadShadow runs the tables' CREATE TABLE statements in schema over n
