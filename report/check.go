@@ -128,7 +128,11 @@ func ApplyCheck(a *store.Apply, tasks []store.Task) Check {
 		c.Summary = fmt.Sprintf("Apply #%d is running.", a.ID)
 	case store.FailedRetryable:
 		c.Status = StatusInProgress
+		// CONTRACT §5: the attempt, the next retry time and the last error.
 		c.Title = "Failed (retrying...) " + RetryLine(a)
+		if a.LastError != "" {
+			c.Title += ": " + clip(oneLine(a.LastError), 200)
+		}
 		c.Summary = fmt.Sprintf("Last error%s: %s\n\ntern retries on its own; `/tern retry -e %s` retries now, `/tern cancel -e %s` stops it.",
 			classSuffix(a.ErrorClass), code(oneLine(a.LastError)), a.Environment, a.Environment)
 	case store.Completed:
