@@ -289,37 +289,39 @@ func (a *attempt) runDDL(ctx context.Context, branch string) error {
 	return nil
 }
 
-// openDeployRequest opens the branch's deploy request, or adopts the one
-// an attempt that died before recording it left open, and records it.
+// openDeployRequest opens the branch's deploy request and records it. When
+// Create fails, an attempt that died before recording its deploy request
+// may have left one open (PlanetScale allows one open deploy request per
+// branch and refuses a second): the open deploy request of this branch is
+// adopted if there is one, else Create's error is returned.
 func (a *attempt) openDeployRequest(ctx context.Context, branch string) (uint64, error) {
-	var open []*planetscale.DeployRequest
-	err := a.api(ctx, "list deploy requests", func(ctx context.Context, c *planetscale.Client, org, db string) (err error) {
-		open, err = c.DeployRequests.List(ctx, &planetscale.ListDeployRequestsRequest{
-			Organization: org, Database: db, State: "open", Branch: branch, IntoBranch: a.e.cfg.Branch,
+	var dr *planetscale.DeployRequest
+	err := a.api(ctx, "create deploy request", func(ctx context.Context, c *planetscale.Client, org, db string) (err error) {
+		dr, err = c.DeployRequests.Create(ctx, &planetscale.CreateDeployRequestRequest{
+			Organization: org, Database: db, Branch: branch, IntoBranch: a.e.cfg.Branch,
+			Notes: fmt.Sprintf("tern: apply %d for %s#%d", a.job.ApplyID, a.job.Repository, a.job.PR),
 		})
 		return err
 	})
-	if err != nil {
-		return 0, err
-	}
 	var num uint64
-	if len(open) > 0 {
-		num = open[0].Number
-		a.log.Info("adopting open deploy request", "number", num, "branch", branch)
-	} else {
-		var dr *planetscale.DeployRequest
-		err := a.api(ctx, "create deploy request", func(ctx context.Context, c *planetscale.Client, org, db string) (err error) {
-			dr, err = c.DeployRequests.Create(ctx, &planetscale.CreateDeployRequestRequest{
-				Organization: org, Database: db, Branch: branch, IntoBranch: a.e.cfg.Branch,
-				Notes: fmt.Sprintf("tern: apply %d for %s#%d", a.job.ApplyID, a.job.Repository, a.job.PR),
-			})
-			return err
-		})
-		if err != nil {
-			return 0, err
-		}
+	switch {
+	case err == nil && dr.Number != 0:
 		num = dr.Number
 		a.log.Info("deploy request created", "number", num, "branch", branch)
+	default:
+		if err == nil {
+			err = &engine.RetryableError{Class: ClassMalformed,
+				Err: errors.New("planetscale: create deploy request: the answer carries no deploy request number")}
+		}
+		open, lerr := a.openDeployRequests(ctx, branch)
+		if lerr != nil || len(open) == 0 {
+			if lerr != nil {
+				a.log.Debug("could not list deploy requests", "branch", branch, "err", lerr)
+			}
+			return 0, err
+		}
+		num = open[0].Number
+		a.log.Info("adopting open deploy request", "number", num, "branch", branch, "create_err", err)
 	}
 	if err := a.save(ctx, StateDeployRequest, strconv.FormatUint(num, 10)); err != nil {
 		return 0, err
@@ -327,15 +329,90 @@ func (a *attempt) openDeployRequest(ctx context.Context, branch string) (uint64,
 	return num, nil
 }
 
+// openDeployRequests lists the open deploy requests of branch into the
+// target's branch. The filters are checked here too: a server that ignores
+// the query's must not make the engine adopt another branch's request.
+func (a *attempt) openDeployRequests(ctx context.Context, branch string) ([]*planetscale.DeployRequest, error) {
+	var all []*planetscale.DeployRequest
+	err := a.api(ctx, "list deploy requests", func(ctx context.Context, c *planetscale.Client, org, db string) (err error) {
+		all, err = c.DeployRequests.List(ctx, &planetscale.ListDeployRequestsRequest{
+			Organization: org, Database: db, State: "open", Branch: branch, IntoBranch: a.e.cfg.Branch,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var open []*planetscale.DeployRequest
+	for _, d := range all {
+		if d != nil && d.Number != 0 && d.Branch == branch && d.State == "open" &&
+			(d.IntoBranch == "" || d.IntoBranch == a.e.cfg.Branch) {
+			open = append(open, d)
+		}
+	}
+	return open, nil
+}
+
+// Deployment states a deploy request reports (deployment_state), as
+// planetscale-go and the API name them.
+const (
+	dsPending                 = "pending"     // the deploy check runs
+	dsReady                   = "ready"       // deployable
+	dsNoChanges               = "no_changes"  // the branch has nothing to deploy
+	dsError                   = "error"       // the deploy check failed (lint errors)
+	dsQueued                  = "queued"      // deployed, waiting in the deploy queue
+	dsSubmitting              = "submitting"  // deployed, being handed to the queue
+	dsInProgress              = "in_progress" // copying tables
+	dsInProgressVSchema       = "in_progress_vschema"
+	dsPendingCutover          = "pending_cutover" // gated: waits for ApplyDeploy
+	dsInProgressCutover       = "in_progress_cutover"
+	dsInProgressCancel        = "in_progress_cancel"
+	dsComplete                = "complete"
+	dsCompletePendingRevert   = "complete_pending_revert" // live, revert window open
+	dsCompleteError           = "complete_error"
+	dsCompleteCancel          = "complete_cancel"
+	dsCancelled               = "cancelled"
+	dsInProgressRevert        = "in_progress_revert"
+	dsInProgressRevertVSchema = "in_progress_revert_vschema"
+	dsCompleteRevert          = "complete_revert"
+	dsCompleteRevertError     = "complete_revert_error"
+)
+
+// deploymentState is dr's deployment state: deployment_state, or where an
+// answer leaves it empty, the nested deployment's state.
+func deploymentState(dr *planetscale.DeployRequest) string {
+	if dr.DeploymentState != "" {
+		return dr.DeploymentState
+	}
+	if dr.Deployment != nil {
+		return dr.Deployment.State
+	}
+	return ""
+}
+
 // watch drives deploy request num to its end: deploy once deployable, cut
-// over when it waits for it, and finish once complete.
+// over when it waits for it, and finish once its changes are live.
+//
+// States: pending waits; ready is deployed (once per attempt: an answer
+// that still says ready after Deploy is waited on); no_changes, complete
+// and complete_pending_revert end it (the changes are live); pending_cutover
+// is cut over (once each time it is entered); queued, submitting and the
+// in_progress states wait, logging progress; error (the deploy check
+// failed), complete_error, cancellation, a revert and a request closed
+// before it was deployed fail the apply for good. Any other state is
+// waited on like an in-progress one, bounded by StateTimeout.
 func (a *attempt) watch(ctx context.Context, num uint64) error {
 	first := a.job.Tasks[0].Seq
 	fail := func(err error) error { return a.taskErr(first, err) }
 	var dr *planetscale.DeployRequest
 	var outcome error
-	ended := false
+	ended, deployed, cutOver := false, false, false
 	lastOps := ""
+	warned := map[string]bool{}
+	failed := func(st, why string) {
+		outcome = &engine.PermanentError{Class: ClassDeployFailed,
+			Err: fmt.Errorf("planetscale: deploy request %d %s (%s)", num, why, st)}
+	}
 	err := a.poll(ctx, fmt.Sprintf("deploy request %d", num), func(ctx context.Context) (string, bool, error) {
 		err := a.api(ctx, fmt.Sprintf("get deploy request %d", num), func(ctx context.Context, c *planetscale.Client, org, db string) (err error) {
 			dr, err = c.DeployRequests.Get(ctx, &planetscale.GetDeployRequestRequest{Organization: org, Database: db, Number: num})
@@ -344,28 +421,39 @@ func (a *attempt) watch(ctx context.Context, num uint64) error {
 		if err != nil {
 			return "", false, err
 		}
-		st := dr.DeploymentState
+		st := deploymentState(dr)
+		if st != dsPendingCutover {
+			cutOver = false
+		}
 		switch st {
-		case "complete", "complete_pending_revert", "no_changes":
+		case dsComplete, dsCompletePendingRevert, dsNoChanges:
 			ended = true
 			return st, true, nil
-		case "error":
-			outcome = a.deployFailure(dr)
+		case dsError:
+			outcome = a.deployFailure(dr, st)
 			return st, true, nil
-		case "complete_error", "complete_revert", "complete_revert_error", "complete_cancel", "cancelled":
-			outcome = &engine.PermanentError{Class: ClassDeployFailed,
-				Err: fmt.Errorf("planetscale: deploy request %d ended %s", num, st)}
+		case dsCompleteError, dsCompleteRevertError:
+			failed(st, "failed")
+			return st, true, nil
+		case dsCompleteCancel, dsCancelled:
+			failed(st, "was cancelled")
+			return st, true, nil
+		case dsCompleteRevert:
+			failed(st, "was reverted")
 			return st, true, nil
 		}
-		if dr.State == "closed" {
-			outcome = &engine.PermanentError{Class: ClassDeployFailed,
-				Err: fmt.Errorf("planetscale: deploy request %d was closed (%s) before it was deployed", num, st)}
+		if dr.State == "closed" && (st == "" || st == dsPending || st == dsReady) {
+			failed(st, "was closed before it was deployed")
 			return st, true, nil
 		}
 		switch st {
-		case "ready":
-			if dr.Deployment != nil && !dr.Deployment.Deployable {
-				outcome = a.deployFailure(dr)
+		case dsPending:
+		case dsReady:
+			if deployed {
+				break // the answer lags behind the deploy
+			}
+			if dr.Deployment != nil && !dr.Deployment.Deployable && len(dr.Deployment.LintErrors) > 0 {
+				outcome = a.deployFailure(dr, st)
 				return st, true, nil
 			}
 			err := a.api(ctx, fmt.Sprintf("deploy deploy request %d", num), func(ctx context.Context, c *planetscale.Client, org, db string) error {
@@ -375,8 +463,12 @@ func (a *attempt) watch(ctx context.Context, num uint64) error {
 			if err != nil {
 				return "", false, err
 			}
+			deployed = true
 			a.log.Info("deploy request deployed", "number", num)
-		case "pending_cutover":
+		case dsPendingCutover:
+			if cutOver {
+				break
+			}
 			err := a.api(ctx, fmt.Sprintf("cut over deploy request %d", num), func(ctx context.Context, c *planetscale.Client, org, db string) error {
 				_, err := c.DeployRequests.ApplyDeploy(ctx, &planetscale.ApplyDeployRequestRequest{Organization: org, Database: db, Number: num})
 				return err
@@ -384,11 +476,18 @@ func (a *attempt) watch(ctx context.Context, num uint64) error {
 			if err != nil {
 				return "", false, err
 			}
+			cutOver = true
 			a.log.Info("deploy request cut over", "number", num)
-		case "queued", "submitting", "in_progress", "in_progress_vschema", "in_progress_cutover":
+		case dsQueued, dsSubmitting, dsInProgress, dsInProgressVSchema, dsInProgressCutover,
+			dsInProgressCancel, dsInProgressRevert, dsInProgressRevertVSchema:
 			if s := a.progress(ctx, num); s != "" && s != lastOps {
 				lastOps = s
 				a.log.Info("deploy progress", "number", num, "state", st, "operations", s)
+			}
+		default:
+			if !warned[st] {
+				warned[st] = true
+				a.log.Warn("deploy request in a state tern does not know; waiting", "number", num, "state", st)
 			}
 		}
 		return st, false, nil
@@ -402,8 +501,9 @@ func (a *attempt) watch(ctx context.Context, num uint64) error {
 	if !ended {
 		return fail(&engine.RetryableError{Class: ClassStateTimeout, Err: fmt.Errorf("planetscale: deploy request %d did not end", num)})
 	}
-	a.log.Info("deploy request complete", "number", num, "state", dr.DeploymentState)
-	if dr.DeploymentState == "no_changes" && dr.State == "open" {
+	st := deploymentState(dr)
+	a.log.Info("deploy request complete", "number", num, "state", st)
+	if st == dsNoChanges && dr.State == "open" {
 		err := a.api(ctx, fmt.Sprintf("close deploy request %d", num), func(ctx context.Context, c *planetscale.Client, org, db string) error {
 			_, err := c.DeployRequests.CloseDeploy(ctx, &planetscale.CloseDeployRequestRequest{Organization: org, Database: db, Number: num})
 			return err
@@ -432,19 +532,22 @@ func (a *attempt) watch(ctx context.Context, num uint64) error {
 	return nil
 }
 
-// deployFailure classifies a deploy request that cannot be deployed.
-func (a *attempt) deployFailure(dr *planetscale.DeployRequest) error {
+// deployFailure classifies a deploy request whose deploy check failed.
+func (a *attempt) deployFailure(dr *planetscale.DeployRequest, st string) error {
 	var lints []string
 	conflict := false
 	if dr.Deployment != nil {
 		for _, l := range dr.Deployment.LintErrors {
+			if l == nil {
+				continue
+			}
 			if l.LintError == lintSchemaConflict {
 				conflict = true
 			}
 			lints = append(lints, strings.TrimSpace(l.LintError+": "+l.ErrorDescription))
 		}
 	}
-	msg := fmt.Sprintf("planetscale: deploy request %d is not deployable (%s)", dr.Number, dr.DeploymentState)
+	msg := fmt.Sprintf("planetscale: deploy request %d is not deployable (%s)", dr.Number, st)
 	if len(lints) > 0 {
 		msg += ": " + strings.Join(lints, "; ")
 	}

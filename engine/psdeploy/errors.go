@@ -50,22 +50,37 @@ func (t statusTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // call runs one API call and returns its error classified, prefixed with
-// op.
+// op. An error whose text is empty (some error bodies carry a code and no
+// message) names the HTTP status instead.
 func call(ctx context.Context, op string, f func(ctx context.Context) error) error {
 	box := &statusBox{}
 	err := f(context.WithValue(ctx, statusKey{}, box))
 	if err == nil {
 		return nil
 	}
-	return classify(fmt.Errorf("planetscale: %s: %w", op, err), box.code)
+	if err.Error() == "" && box.code != 0 {
+		err = fmt.Errorf("planetscale: %s: HTTP %d %s%w", op, box.code, http.StatusText(box.code), err)
+	} else {
+		err = fmt.Errorf("planetscale: %s: %w", op, err)
+	}
+	return classify(err, box.code)
 }
 
 // classify wraps an API error in an *engine.RetryableError or
 // *engine.PermanentError. status is the HTTP status when one was received
-// (0 otherwise): 429 and 502-504 are transient whatever the body says, and
-// a body without a known code is judged by its status. Errors that are not
-// the API's (timeouts, lost connections, a cancelled context) go through
-// engine.ClassifyMySQL, which knows them.
+// (0 otherwise).
+//
+// planetscale-go turns an error body into a *planetscale.Error whose Code
+// comes from the body's code (not_found, unauthorized, bad_request or
+// invalid_params, unprocessable); any other code gives an empty Code, a
+// body that is not JSON gives ErrResponseMalformed, a JSON body without
+// code and message gives ErrInternal, and a JSON body of another type
+// (an array, a string) gives a plain decoding error. So: 429 and 502-504
+// are transient whatever the body says; a code the body stated explicitly
+// decides next (422 "unprocessable" is ErrRetry, transient); everything
+// else is judged by its HTTP status. Errors without a status (timeouts,
+// lost connections, a cancelled context) go through engine.ClassifyMySQL,
+// which knows them.
 func classify(err error, status int) error {
 	retry := func(class string) error { return &engine.RetryableError{Class: class, Err: err} }
 	perm := func(class string) error { return &engine.PermanentError{Class: class, Err: err} }
@@ -76,31 +91,47 @@ func classify(err error, status int) error {
 		return retry(ClassUnavailable)
 	}
 	var pe *planetscale.Error
-	if !errors.As(err, &pe) {
+	isPE := errors.As(err, &pe)
+	if isPE {
+		switch pe.Code {
+		case planetscale.ErrRetry:
+			return retry(ClassRetry)
+		case planetscale.ErrNotFound:
+			return perm(ClassNotFound)
+		case planetscale.ErrPermission:
+			return perm(ClassPermission)
+		case planetscale.ErrInvalid:
+			return perm(ClassInvalid)
+		}
+	}
+	if status == 0 {
+		if isPE {
+			// Not seen: planetscale-go only makes errors from answers.
+			switch pe.Code {
+			case planetscale.ErrResponseMalformed:
+				return retry(ClassMalformed)
+			case planetscale.ErrInternal:
+				return retry(ClassInternal)
+			}
+			return perm(ClassInvalid)
+		}
 		return engine.ClassifyMySQL(err)
 	}
-	switch pe.Code {
-	case planetscale.ErrRetry:
-		return retry(ClassRetry)
-	case planetscale.ErrInternal:
-		return retry(ClassInternal)
-	case planetscale.ErrResponseMalformed:
-		return retry(ClassMalformed)
-	case planetscale.ErrNotFound:
-		return perm(ClassNotFound)
-	case planetscale.ErrPermission:
-		return perm(ClassPermission)
-	case planetscale.ErrInvalid:
-		return perm(ClassInvalid)
-	}
 	switch {
+	case status < 400:
+		// A success whose body could not be read (a proxy's page, a
+		// truncated answer): the call may have worked; the next attempt
+		// finds out.
+		return retry(ClassMalformed)
 	case status >= 500:
 		return retry(ClassInternal)
+	case status == http.StatusUnprocessableEntity:
+		return retry(ClassRetry)
 	case status == http.StatusRequestTimeout:
 		return retry(ClassStateTimeout)
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return perm(ClassPermission)
-	case status == http.StatusNotFound:
+	case status == http.StatusNotFound || status == http.StatusGone:
 		return perm(ClassNotFound)
 	default:
 		return perm(ClassInvalid)

@@ -170,12 +170,13 @@ func (e *Engine) Close() error {
 // connect opens a pool through a branch password and waits until it
 // answers (a new password may take a moment to reach every edge).
 func (e *Engine) connect(ctx context.Context, pw *planetscale.DatabaseBranchPassword) (*sql.DB, error) {
+	addr, err := hostAddr(pw.Hostname)
+	if err != nil {
+		return nil, &engine.PermanentError{Class: ClassInvalid, Err: err}
+	}
 	mc := mysql.NewConfig()
 	mc.Net = "tcp"
-	mc.Addr = pw.Hostname
-	if _, _, err := net.SplitHostPort(mc.Addr); err != nil {
-		mc.Addr = net.JoinHostPort(mc.Addr, "3306")
-	}
+	mc.Addr = addr
 	mc.User, mc.Passwd = pw.Username, pw.PlainText
 	mc.DBName = e.cfg.Database
 	mc.ParseTime = true
@@ -206,6 +207,36 @@ func (e *Engine) connect(ctx context.Context, pw *planetscale.DatabaseBranchPass
 		return nil, engine.ClassifyMySQL(err)
 	}
 	return db, nil
+}
+
+// hostAddr turns a password's access_host_url into host:port. PlanetScale
+// answers a bare host name (aws.connect.psdb.cloud) to be reached on 3306;
+// a host:port, a bracketed IPv6 address, or a URL (mysql://host:port/...)
+// are accepted too.
+func hostAddr(hostURL string) (string, error) {
+	h := strings.TrimSpace(hostURL)
+	if i := strings.Index(h, "://"); i >= 0 {
+		h = h[i+3:]
+	}
+	if i := strings.LastIndex(h, "@"); i >= 0 {
+		h = h[i+1:] // credentials in a URL are not the password's
+	}
+	if i := strings.IndexAny(h, "/?#"); i >= 0 {
+		h = h[:i]
+	}
+	if h == "" {
+		return "", errors.New("planetscale: the branch password has no access_host_url")
+	}
+	if host, port, err := net.SplitHostPort(h); err == nil {
+		if host == "" {
+			return "", errors.New("planetscale: the branch password's access_host_url has no host")
+		}
+		if port == "" {
+			port = "3306"
+		}
+		return net.JoinHostPort(host, port), nil
+	}
+	return net.JoinHostPort(strings.Trim(h, "[]"), "3306"), nil
 }
 
 func (e *Engine) deletePassword(ctx context.Context, branch, id string) error {

@@ -127,15 +127,23 @@ type env struct {
 	log  *slog.Logger
 }
 
-func setup(t *testing.T, opts psdeploy.Options) *env {
+// setup starts a stand-in and an engine on it. The stand-in is as slow as
+// PlanetScale in polls: a new branch answers ready=false twice, and each
+// deploy request state lasts two polls. psOpts, when given, change the
+// stand-in's options.
+func setup(t *testing.T, opts psdeploy.Options, psOpts ...func(*fakeps.Options)) *env {
 	t.Helper()
 	testdb.Server(t)
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := fakeps.New(fakeps.Options{
+	fo := fakeps.Options{
 		ServerDSN: testdb.ServerDSN(), Organization: "acme", Database: "shop",
-		ServiceTokenID: tokenID, ServiceToken: token, BranchReadyAfter: 1, StepPolls: 1, Logger: logger,
-	})
+		ServiceTokenID: tokenID, ServiceToken: token, BranchReadyAfter: 2, StepPolls: 2, Logger: logger,
+	}
+	for _, f := range psOpts {
+		f(&fo)
+	}
+	srv, err := fakeps.New(fo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,20 +277,45 @@ func TestTransientFaultsRetry(t *testing.T) {
 	tests := []struct {
 		name  string
 		fault func(*fakeps.Server)
-		class string
+		class string // "" when the first attempt gets over the fault itself
+		// creates is how many branch creations the attempts ask for
+		// (default 1: a later attempt goes on with the first one's branch).
+		creates int
 	}{
-		{"create branch 422", func(s *fakeps.Server) { s.FailNext(fakeps.RouteCreateBranch, 422, 1) }, psdeploy.ClassRetry},
-		{"get branch 500", func(s *fakeps.Server) { s.FailNext(fakeps.RouteGetBranch, 500, 1) }, psdeploy.ClassInternal},
-		{"create password 429", func(s *fakeps.Server) { s.FailNext(fakeps.RouteCreatePassword, 429, 1) }, psdeploy.ClassRateLimited},
-		{"create deploy request 503", func(s *fakeps.Server) { s.FailNext(fakeps.RouteCreateDeployRequest, 503, 1) }, psdeploy.ClassUnavailable},
-		{"list deploy requests 502", func(s *fakeps.Server) { s.FailNext(fakeps.RouteListDeployRequests, 502, 1) }, psdeploy.ClassUnavailable},
+		{"create branch 422", func(s *fakeps.Server) { s.FailNext(fakeps.RouteCreateBranch, 422, 1) }, psdeploy.ClassRetry, 2},
+		{"get branch 500", func(s *fakeps.Server) { s.FailNext(fakeps.RouteGetBranch, 500, 1) }, psdeploy.ClassInternal, 0},
+		{"create password 429", func(s *fakeps.Server) { s.FailNext(fakeps.RouteCreatePassword, 429, 1) }, psdeploy.ClassRateLimited, 0},
+		{"create deploy request 503", func(s *fakeps.Server) { s.FailNext(fakeps.RouteCreateDeployRequest, 503, 1) }, psdeploy.ClassUnavailable, 0},
+		// Calls that took effect, whose answers were lost on the way back:
+		// the next attempt finds what they made instead of making it again.
+		{name: "create branch answer lost", fault: func(s *fakeps.Server) {
+			s.LoseAnswerNext(fakeps.RouteCreateBranch, 1)
+		}, class: engine.ClassConnectionLost},
+		{name: "create password answer lost", fault: func(s *fakeps.Server) {
+			s.LoseAnswerNext(fakeps.RouteCreatePassword, 1)
+		}, class: engine.ClassConnectionLost},
+		// Create's error makes the attempt look for the branch's open
+		// deploy request, and it adopts it at once.
+		{name: "create deploy request answer lost", fault: func(s *fakeps.Server) {
+			s.LoseAnswerNext(fakeps.RouteCreateDeployRequest, 1)
+		}},
+		{name: "deploy answer lost", fault: func(s *fakeps.Server) { s.LoseAnswerNext(fakeps.RouteDeploy, 1) }, class: engine.ClassConnectionLost},
+		{name: "cutover answer lost", fault: func(s *fakeps.Server) { s.LoseAnswerNext(fakeps.RouteApplyDeploy, 1) }, class: engine.ClassConnectionLost},
+		// The second attempt cannot list what the first left open: it
+		// ends too, and the third adopts the deploy request.
+		{name: "create deploy request answer lost, then list 502", fault: func(s *fakeps.Server) {
+			s.LoseAnswerNext(fakeps.RouteCreateDeployRequest, 1)
+			s.FailNext(fakeps.RouteListDeployRequests, 502, 1)
+		}, class: engine.ClassConnectionLost},
+		{name: "get deploy request 429", fault: func(s *fakeps.Server) { s.FailNext(fakeps.RouteGetDeployRequest, 429, 1) }, class: psdeploy.ClassRateLimited},
+		{name: "get deploy request 500", fault: func(s *fakeps.Server) { s.FailNext(fakeps.RouteGetDeployRequest, 500, 1) }, class: psdeploy.ClassInternal},
 		// A POST: net/http retries an idempotent GET on a dropped connection by itself.
 		{"create deploy request connection dropped", func(s *fakeps.Server) {
 			s.FailNext(fakeps.RouteCreateDeployRequest, fakeps.StatusDropConnection, 1)
-		}, engine.ClassConnectionLost},
-		{"deploy 422", func(s *fakeps.Server) { s.FailNext(fakeps.RouteDeploy, 422, 1) }, psdeploy.ClassRetry},
-		{"cutover 504", func(s *fakeps.Server) { s.FailNext(fakeps.RouteApplyDeploy, 504, 1) }, psdeploy.ClassUnavailable},
-		{"branch mysql connection refused", func(s *fakeps.Server) { s.DropMySQLConnections(1) }, engine.ClassConnectionLost},
+		}, engine.ClassConnectionLost, 0},
+		{"deploy 422", func(s *fakeps.Server) { s.FailNext(fakeps.RouteDeploy, 422, 1) }, psdeploy.ClassRetry, 0},
+		{"cutover 504", func(s *fakeps.Server) { s.FailNext(fakeps.RouteApplyDeploy, 504, 1) }, psdeploy.ClassUnavailable, 0},
+		{"branch mysql connection refused", func(s *fakeps.Server) { s.DropMySQLConnections(1) }, engine.ClassConnectionLost, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -291,20 +324,36 @@ func TestTransientFaultsRetry(t *testing.T) {
 			rec := newRecorder(ts)
 			tt.fault(e.srv)
 			err := e.eng.Apply(context.Background(), rec.job(ts, 1), rec)
-			var te *engine.TaskError
-			if !errors.As(err, &te) || !engine.IsRetryable(err) || engine.Class(err) != tt.class {
-				t.Fatalf("first attempt: got %v (class %q, retryable %v), want a retryable TaskError of class %s",
-					err, engine.Class(err), engine.IsRetryable(err), tt.class)
+			if tt.class == "" {
+				if err != nil {
+					t.Fatalf("first attempt: %v", err)
+				}
+			} else {
+				var te *engine.TaskError
+				if !errors.As(err, &te) || !engine.IsRetryable(err) || engine.Class(err) != tt.class {
+					t.Fatalf("first attempt: got %v (class %q, retryable %v), want a retryable TaskError of class %s",
+						err, engine.Class(err), engine.IsRetryable(err), tt.class)
+				}
+				e.checkNoSecrets(t, err)
+				if got := e.columns(t, "users"); len(got) != 2 {
+					t.Fatalf("main changed by a failed attempt: %v", got)
+				}
 			}
-			e.checkNoSecrets(t, err)
-			if got := e.columns(t, "users"); len(got) != 2 {
-				t.Fatalf("main changed by a failed attempt: %v", got)
-			}
-			rec.endAttempt()
-			if err := e.eng.Apply(context.Background(), rec.job(ts, 2), rec); err != nil {
-				t.Fatalf("second attempt: %v", err)
+			for attempt := 2; err != nil; attempt++ {
+				rec.endAttempt()
+				err = e.eng.Apply(context.Background(), rec.job(ts, attempt), rec)
+				if err != nil && (attempt == 3 || !engine.IsRetryable(err)) {
+					t.Fatalf("attempt %d: %v", attempt, err)
+				}
 			}
 			e.checkApplied(t, rec)
+			want := tt.creates
+			if want == 0 {
+				want = 1 // a later attempt goes on with the first one's branch
+			}
+			if n := e.srv.Requests(fakeps.RouteCreateBranch); n != want {
+				t.Errorf("branch creations asked for = %d, want %d", n, want)
+			}
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"time"
@@ -168,10 +169,23 @@ func (s *Server) createPassword(r *http.Request, body []byte) (int, any) {
 	}
 	s.passwords[p.ID] = p
 	return http.StatusCreated, &planetscale.DatabaseBranchPassword{
-		PublicID: p.ID, Name: p.Name, Hostname: s.proxy.Addr(), Username: p.User,
+		PublicID: p.ID, Name: p.Name, Hostname: s.hostURL(), Username: p.User,
 		Role: p.Role, Branch: *b.api(), CreatedAt: p.CreatedAt, PlainText: plain,
 		Actor: &planetscale.Actor{Type: "ServiceToken", Name: "tern"},
 	}
+}
+
+// hostURL is a password's access_host_url in the form Options.HostForm
+// asks for.
+func (s *Server) hostURL() string {
+	_, port, _ := net.SplitHostPort(s.proxy.Addr())
+	switch s.opts.HostForm {
+	case "name":
+		return net.JoinHostPort("localhost", port)
+	case "url":
+		return "mysql://" + net.JoinHostPort("localhost", port) + "/"
+	}
+	return s.proxy.Addr()
 }
 
 func (s *Server) deletePassword(r *http.Request, _ []byte) (int, any) {

@@ -4,14 +4,22 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strconv"
 	"time"
 
 	"github.com/planetscale/planetscale-go/planetscale"
+	vtlog "vitess.io/vitess/go/vt/log"
 	"vitess.io/vitess/go/vt/schemadiff"
 )
+
+func init() {
+	// schemadiff logs each INSTANT-DDL decision to stderr through a
+	// process-wide logger; the stand-in reports what it does itself.
+	vtlog.SwapLogger(slog.New(slog.DiscardHandler))
+}
 
 // Deployment states the stand-in moves through, as PlanetScale names them.
 const (
@@ -19,11 +27,13 @@ const (
 	stateReady             = "ready"
 	stateNoChanges         = "no_changes"
 	stateError             = "error"
+	stateSubmitting        = "submitting"
 	stateQueued            = "queued"
 	stateInProgress        = "in_progress"
 	statePendingCutover    = "pending_cutover"
 	stateInProgressCutover = "in_progress_cutover"
 	stateComplete          = "complete"
+	stateCompleteRevertWin = "complete_pending_revert"
 	stateCompleteError     = "complete_error"
 	stateInProgressCancel  = "in_progress_cancel"
 	stateCompleteCancel    = "complete_cancel"
@@ -54,6 +64,8 @@ type deployRequest struct {
 	Lint        []*planetscale.DeploymentLintError
 	fault       DeployFault
 	polls       int
+	detour      []string // states still to pass through before next
+	next        string   // where the detour ends
 	changes     []*change
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
@@ -61,10 +73,14 @@ type deployRequest struct {
 	DeployedAt  *time.Time
 }
 
-func (d *deployRequest) api() *planetscale.DeployRequest {
+func (s *Server) api(d *deployRequest) *planetscale.DeployRequest {
+	top := d.Deployment
+	if s.opts.NestedStateOnly {
+		top = ""
+	}
 	return &planetscale.DeployRequest{
 		ID: d.ID, Number: d.Number, Branch: d.Branch, IntoBranch: d.Into, Notes: d.Notes,
-		State: d.State, DeploymentState: d.Deployment, Approved: true,
+		State: d.State, DeploymentState: top, Approved: true,
 		Actor: planetscale.Actor{Type: "ServiceToken", Name: "tern"},
 		Deployment: &planetscale.Deployment{
 			ID: d.ID + "-d", State: d.Deployment, Deployable: d.Deployable,
@@ -87,10 +103,14 @@ func (s *Server) listDeployRequests(r *http.Request, _ []byte) (int, any) {
 	q := r.URL.Query()
 	out := []*planetscale.DeployRequest{}
 	for _, d := range s.drs {
+		if s.opts.ListIgnoresFilters {
+			out = append(out, s.api(d))
+			continue
+		}
 		if (q.Get("state") == "" || q.Get("state") == d.State) &&
 			(q.Get("branch") == "" || q.Get("branch") == d.Branch) &&
 			(q.Get("into_branch") == "" || q.Get("into_branch") == d.Into) {
-			out = append(out, d.api())
+			out = append(out, s.api(d))
 		}
 	}
 	return http.StatusOK, map[string]any{"data": out}
@@ -107,6 +127,9 @@ func (s *Server) createDeployRequest(r *http.Request, body []byte) (int, any) {
 	}
 	if b.Production {
 		return http.StatusUnprocessableEntity, "A deploy request cannot be opened from a production branch"
+	}
+	if !b.Ready {
+		return http.StatusUnprocessableEntity, "Branch is not ready"
 	}
 	into := req.IntoBranch
 	if into == "" {
@@ -130,7 +153,7 @@ func (s *Server) createDeployRequest(r *http.Request, body []byte) (int, any) {
 		d.fault, s.deployFault = s.deployFault[0], s.deployFault[1:]
 	}
 	s.drs = append(s.drs, d)
-	return http.StatusCreated, d.api()
+	return http.StatusCreated, s.api(d)
 }
 
 func (s *Server) getDeployRequest(r *http.Request, _ []byte) (int, any) {
@@ -143,21 +166,51 @@ func (s *Server) getDeployRequest(r *http.Request, _ []byte) (int, any) {
 		d.polls = 0
 		s.advance(r.Context(), d)
 	}
-	return http.StatusOK, d.api()
+	return http.StatusOK, s.api(d)
 }
 
-// advance moves d one state forward where it moves by itself.
+// advance moves d one state forward where it moves by itself: a detour
+// first, then pending -> ready | no_changes | error, submitting -> queued
+// -> in_progress -> pending_cutover (or, with auto_cutover, the cutover),
+// in_progress_cutover -> complete | complete_pending_revert |
+// complete_error, in_progress_cancel -> complete_cancel.
 func (s *Server) advance(ctx context.Context, d *deployRequest) {
 	prev := d.Deployment
+	switch {
+	case len(d.detour) > 0:
+		d.Deployment, d.detour = d.detour[0], d.detour[1:]
+	case d.next != "":
+		d.Deployment, d.next = d.next, ""
+	default:
+		s.step(ctx, d)
+		if through := s.detours[prev]; len(through) > 0 && d.Deployment != prev {
+			d.next = d.Deployment
+			d.Deployment, d.detour = through[0], append([]string(nil), through[1:]...)
+		}
+	}
+	if d.Deployment != prev {
+		d.UpdatedAt = time.Now().UTC()
+		s.log.Debug("fakeps: deploy request moved", "number", d.Number, "from", prev, "to", d.Deployment)
+	}
+}
+
+// step moves d one state along PlanetScale's path.
+func (s *Server) step(ctx context.Context, d *deployRequest) {
 	switch d.Deployment {
 	case statePending:
 		s.check(ctx, d)
+	case stateSubmitting:
+		d.Deployment = stateQueued
 	case stateQueued:
 		d.Deployment = stateInProgress
 		for _, c := range d.changes {
 			c.State, c.Progress = "in_progress", 50
 		}
 	case stateInProgress:
+		if d.fault == DeployCancelled {
+			d.Deployment = stateInProgressCancel
+			return
+		}
 		for _, c := range d.changes {
 			c.Progress = 100
 		}
@@ -173,10 +226,6 @@ func (s *Server) advance(ctx context.Context, d *deployRequest) {
 		for _, c := range d.changes {
 			c.State = "cancelled"
 		}
-	}
-	if d.Deployment != prev {
-		d.UpdatedAt = time.Now().UTC()
-		s.log.Debug("fakeps: deploy request moved", "number", d.Number, "from", prev, "to", d.Deployment)
 	}
 }
 
@@ -302,7 +351,12 @@ func (s *Server) cutover(ctx context.Context, d *deployRequest) {
 	for _, c := range d.changes {
 		c.State, c.Progress = "complete", 100
 	}
-	d.Deployment, d.State, d.ClosedAt, d.DeployedAt = stateComplete, "closed", &now, &now
+	d.DeployedAt = &now
+	if s.opts.RevertWindow {
+		d.Deployment = stateCompleteRevertWin
+		return
+	}
+	d.Deployment, d.State, d.ClosedAt = stateComplete, "closed", &now
 }
 
 func (s *Server) deploy(r *http.Request, _ []byte) (int, any) {
@@ -317,8 +371,8 @@ func (s *Server) deploy(r *http.Request, _ []byte) (int, any) {
 		return http.StatusUnprocessableEntity, "Deploy request is not deployable (state " + d.Deployment + ")"
 	}
 	s.deploys++
-	d.Deployment, d.UpdatedAt = stateQueued, time.Now().UTC()
-	return http.StatusOK, d.api()
+	d.Deployment, d.UpdatedAt = stateSubmitting, time.Now().UTC()
+	return http.StatusOK, s.api(d)
 }
 
 func (s *Server) applyDeploy(r *http.Request, _ []byte) (int, any) {
@@ -330,7 +384,7 @@ func (s *Server) applyDeploy(r *http.Request, _ []byte) (int, any) {
 		return http.StatusUnprocessableEntity, "Deploy request is not waiting for cutover (state " + d.Deployment + ")"
 	}
 	d.Deployment, d.UpdatedAt = stateInProgressCutover, time.Now().UTC()
-	return http.StatusOK, d.api()
+	return http.StatusOK, s.api(d)
 }
 
 func (s *Server) cancelDeploy(r *http.Request, _ []byte) (int, any) {
@@ -339,9 +393,9 @@ func (s *Server) cancelDeploy(r *http.Request, _ []byte) (int, any) {
 		return http.StatusNotFound, "Not Found"
 	}
 	switch d.Deployment {
-	case stateQueued, stateInProgress, statePendingCutover:
+	case stateSubmitting, stateQueued, stateInProgress, statePendingCutover:
 		d.Deployment, d.UpdatedAt = stateInProgressCancel, time.Now().UTC()
-		return http.StatusOK, d.api()
+		return http.StatusOK, s.api(d)
 	}
 	return http.StatusUnprocessableEntity, "Deploy request cannot be cancelled (state " + d.Deployment + ")"
 }
@@ -356,14 +410,14 @@ func (s *Server) closeDeployRequest(r *http.Request, body []byte) (int, any) {
 		return http.StatusBadRequest, "only state=closed is supported"
 	}
 	switch d.Deployment {
-	case stateQueued, stateInProgress, statePendingCutover, stateInProgressCutover:
+	case stateSubmitting, stateQueued, stateInProgress, statePendingCutover, stateInProgressCutover, stateInProgressCancel:
 		return http.StatusUnprocessableEntity, "Deploy request is being deployed"
 	}
 	if d.State == "open" {
 		now := time.Now().UTC()
 		d.State, d.ClosedAt, d.UpdatedAt = "closed", &now, now
 	}
-	return http.StatusOK, d.api()
+	return http.StatusOK, s.api(d)
 }
 
 func (s *Server) deployOperations(r *http.Request, _ []byte) (int, any) {

@@ -62,6 +62,23 @@ type Options struct {
 	// StepPolls is how many GETs of a deploy request it takes to move it
 	// one state forward. Default 1.
 	StepPolls int
+	// NestedStateOnly leaves a deploy request's top-level deployment_state
+	// empty and reports the state only in deployment.state, as the
+	// answers in planetscale-go's own tests do.
+	NestedStateOnly bool
+	// RevertWindow ends a deploy in complete_pending_revert, the request
+	// still open, as PlanetScale does while a deploy can be reverted,
+	// instead of complete and closed.
+	RevertWindow bool
+	// ListIgnoresFilters makes the deploy request list answer every
+	// deploy request whatever state, branch or into_branch the query asks
+	// for, so that a client must check what it gets.
+	ListIgnoresFilters bool
+	// HostForm is the form of a password's access_host_url: "" or "ip"
+	// (127.0.0.1:PORT), "name" (localhost:PORT) or "url"
+	// (mysql://localhost:PORT/). PlanetScale answers a bare host name
+	// reached on port 3306, which a local stand-in cannot.
+	HostForm string
 	// Logger receives the stand-in's own log lines. Default: discarded.
 	Logger *slog.Logger
 }
@@ -96,6 +113,9 @@ const (
 	// SchemaConflict makes the deploy request's check end in state error
 	// with a SCHEMA_CONFLICT lint error, as when main moved underneath.
 	SchemaConflict
+	// DeployCancelled makes someone cancel the deploy while it is in
+	// progress: in_progress_cancel, then complete_cancel, main unchanged.
+	DeployCancelled
 )
 
 // Server is a running stand-in. Close it when done.
@@ -115,6 +135,8 @@ type Server struct {
 	users       map[string]string    // server user -> branch database
 	drs         []*deployRequest
 	faults      map[string][]int // route -> statuses still to answer
+	lose        map[string]int   // route -> answers still to lose after handling
+	detours     map[string][]string
 	deployFault []DeployFault
 	hangState   string
 	hangBranch  bool
@@ -132,6 +154,11 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MainBranch == "" {
 		opts.MainBranch = "main"
+	}
+	switch opts.HostForm {
+	case "", "ip", "name", "url":
+	default:
+		return nil, fmt.Errorf("fakeps: unknown HostForm %q (ip, name or url)", opts.HostForm)
 	}
 	if opts.StepPolls <= 0 {
 		opts.StepPolls = 1
@@ -164,6 +191,8 @@ func New(opts Options) (*Server, error) {
 		passwords: map[string]*password{},
 		users:     map[string]string{},
 		faults:    map[string][]int{},
+		lose:      map[string]int{},
+		detours:   map[string][]string{},
 		requests:  map[string]int{},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -264,6 +293,18 @@ func (s *Server) Deploys() int {
 	return s.deploys
 }
 
+// DeployRequest returns deploy request n's state (open, closed) and
+// deployment state.
+func (s *Server) DeployRequest(n uint64) (state, deployment string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n == 0 || n > uint64(len(s.drs)) {
+		return "", "", false
+	}
+	d := s.drs[n-1]
+	return d.State, d.Deployment, true
+}
+
 // Requests returns how many requests a route received (faults included).
 func (s *Server) Requests(route string) int {
 	s.mu.Lock()
@@ -280,6 +321,29 @@ func (s *Server) FailNext(route string, status, n int) {
 	for range n {
 		s.faults[route] = append(s.faults[route], status)
 	}
+}
+
+// LoseAnswerNext makes the next n requests to route take effect and then
+// close the connection without an answer, as when a response is lost on
+// the way back: the client sees a connection error for a call that worked.
+func (s *Server) LoseAnswerNext(route string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lose[route] += n
+}
+
+// DetourDeployState makes every deploy request that leaves deployment
+// state after pass through the states through first, one step each (for
+// example in_progress_vschema, or a state no client knows). Called with
+// no states it removes the detour.
+func (s *Server) DetourDeployState(after string, through ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(through) == 0 {
+		delete(s.detours, after)
+		return
+	}
+	s.detours[after] = through
 }
 
 // FailNextDeploy makes the next deploy request created fail as f.
@@ -431,6 +495,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, route string, h h
 		return
 	}
 	status, resp := h(r, body)
+	if s.lose[route] > 0 {
+		s.lose[route]--
+		s.log.Info("fakeps: answer lost", "route", route, "status", status)
+		injected(w, StatusDropConnection)
+		return
+	}
 	if status >= 400 {
 		msg, _ := resp.(string)
 		code := map[int]string{400: "bad_request", 401: "unauthorized", 404: "not_found", 422: "unprocessable"}[status]
