@@ -169,7 +169,9 @@ func (b *Bot) touchesSchema(ctx context.Context, gh *github.Client, pr *prInfo, 
 }
 
 // permission returns the user's role on the repository: the
-// collaborator-permission API's role_name, falling back to permission.
+// collaborator-permission API's role_name, falling back to permission
+// where role_name is absent or names a custom role (whose base role
+// permission reports).
 func (b *Bot) permission(ctx context.Context, gh *github.Client, pr *prInfo, user string) (string, error) {
 	req, err := gh.NewRequest(http.MethodGet, fmt.Sprintf("repos/%s/%s/collaborators/%s/permission", pr.Owner, pr.Name, user), nil)
 	if err != nil {
@@ -185,9 +187,12 @@ func (b *Bot) permission(ctx context.Context, gh *github.Client, pr *prInfo, use
 		}
 		return "", fmt.Errorf("permission of %s on %s: %w", user, pr.Repo, err)
 	}
-	if out.RoleName != "" {
+	switch out.RoleName {
+	case "admin", "maintain", "write", "triage", "read":
 		return out.RoleName, nil
 	}
+	// role_name is absent (older GitHub Enterprise Server) or names a
+	// custom repository role: permission is the base role it grants.
 	return out.Permission, nil
 }
 

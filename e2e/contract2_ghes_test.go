@@ -14,8 +14,9 @@ import (
 	"github.com/ternhq/tern/internal/testdb"
 )
 
-// ghesProxy serves the fake GitHub under /api/v3/, as GitHub Enterprise
-// Server serves its REST API, and remembers every path asked for.
+// ghesProxy serves the fake GitHub under a prefix (/api/v3/, as GitHub
+// Enterprise Server serves its REST API), remembers every path asked for,
+// and lets a test rewrite answers.
 type ghesProxy struct {
 	srv   *httptest.Server
 	mu    sync.Mutex
@@ -24,17 +25,25 @@ type ghesProxy struct {
 
 func newGHESProxy(t *testing.T, gh *fakegithub.Server) *ghesProxy {
 	t.Helper()
+	return newRewritingProxy(t, gh, "/api/v3/", nil)
+}
+
+// newRewritingProxy serves gh under prefix; modify, when not nil, may
+// rewrite each answer.
+func newRewritingProxy(t *testing.T, gh *fakegithub.Server, prefix string, modify func(*http.Response) error) *ghesProxy {
+	t.Helper()
 	target, err := url.Parse(gh.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = modify
 	p := &ghesProxy{}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.paths = append(p.paths, r.URL.Path)
 		p.mu.Unlock()
-		rest, ok := strings.CutPrefix(r.URL.Path, "/api/v3/")
+		rest, ok := strings.CutPrefix(r.URL.Path, prefix)
 		if !ok {
 			http.Error(w, `{"message":"Not Found"}`, http.StatusNotFound)
 			return
