@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -96,6 +97,28 @@ func TestContract2PlanetScaleProduction(t *testing.T) {
 			}
 			if r := c.gh.ReopenedRuns(); len(r) != 0 {
 				t.Errorf("completed check runs reopened: %+v", r)
+			}
+			if tc.status != 0 {
+				return
+			}
+			// Closed unmerged: the changes live on PlanetScale's main
+			// branch (production) and on staging are named, with the DDL.
+			all := c.botComments(80)
+			last := all[len(all)-1].GetID()
+			c.gh.ClosePR(repoName, 80, false)
+			c.prEvent("closed", 80, head)
+			waitFor(t, "the comment about live, unmerged changes", func() bool {
+				for _, cm := range c.botCommentsAfter(80, last) {
+					b := cm.GetBody()
+					if strings.Contains(b, "production") && strings.Contains(b, "staging") &&
+						strings.Contains(strings.ToLower(b), "add column") && !strings.Contains(b, "/tern apply") {
+						return true
+					}
+				}
+				return false
+			})
+			if l, _ := c.st.LocksForPR(context.Background(), repoName, 80); len(l) != 0 {
+				t.Errorf("closed #80 still holds %+v", l)
 			}
 		})
 	}

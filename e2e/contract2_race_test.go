@@ -164,3 +164,59 @@ func TestContract2TwoPRsRaceForLock(t *testing.T) {
 		t.Errorf("the winning PR #%d's applies: %+v, want one completed", winner, a)
 	}
 }
+
+// One delivery arriving twice at the same moment (GitHub's redelivery
+// racing the original, same X-GitHub-Delivery): both are answered 2xx and
+// the command runs once: one apply, one apply comment, no refusal.
+func TestContract2SameDeliveryTwiceAtOnce(t *testing.T) {
+	c := newContract(t, fmt.Sprintf(fastRecovery, 3), "5s")
+	head := sha(970)
+	c.openPR(99, head, shopFiles(usersV2))
+	c.waitCheck(head, "tern/shop/staging", "Awaiting apply")
+	last := c.botComments(99)[0].GetID()
+	id, p := c.commentPayload(99, "alice", "/tern apply -e staging")
+
+	delivery := "e2e-same-delivery-" + head[:12]
+	var wg sync.WaitGroup
+	codes := make([]int, 4)
+	errs := make([]error, len(codes))
+	start := make(chan struct{})
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			resp, err := fakegithub.Deliver(context.Background(), c.srv.url+"/webhook", "issue_comment", delivery, webhookSecret, p)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, code := range codes {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if code/100 != 2 {
+			t.Errorf("copy %d of the delivery answered %d, want 2xx", i, code)
+		}
+	}
+	c.waitDelivered(delivery)
+	c.waitCheck(head, "tern/shop/staging", "Applied")
+	c.waitReactions(id, "eyes", "rocket")
+	applies, err := c.st.AppliesForPR(context.Background(), repoName, 99)
+	if err != nil || len(applies) != 1 {
+		t.Fatalf("one delivery sent 4 times made %d applies (%v), want 1", len(applies), err)
+	}
+	if c.hasReaction(id, "confused") {
+		t.Error("a copy of the delivery was refused (confused): it should have done nothing")
+	}
+	if after := c.botCommentsAfter(99, last); len(after) != 1 {
+		t.Errorf("%d comments after the command, want the one apply comment: %v", len(after), bodies(after))
+	}
+}
