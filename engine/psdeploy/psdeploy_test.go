@@ -6,13 +6,19 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/planetscale/planetscale-go/planetscale"
 
 	"github.com/ternhq/tern/config"
 	"github.com/ternhq/tern/engine"
@@ -155,6 +161,11 @@ func setup(t *testing.T, opts psdeploy.Options, psOpts ...func(*fakeps.Options))
 	}
 	if opts.PollInterval == 0 {
 		opts.PollInterval = time.Millisecond
+	}
+	if opts.StateTimeout == 0 {
+		// Far above any state's length here (a few polls): an engine that
+		// waits on a state that will not move fails instead of hanging.
+		opts.StateTimeout = 30 * time.Second
 	}
 	opts.Logger = logger
 	eng, err := psdeploy.New(cfg, opts)
@@ -377,6 +388,7 @@ func TestPermanentFaults(t *testing.T) {
 		{name: "unauthorized", fault: func(s *fakeps.Server) { s.FailNext(fakeps.RouteCreateDeployRequest, 401, 1) }, class: psdeploy.ClassPermission, seq: 1},
 		{name: "deploy ends in error", fault: func(s *fakeps.Server) { s.FailNextDeploy(fakeps.DeployError) }, class: psdeploy.ClassDeployFailed, seq: 1},
 		{name: "schema conflict", fault: func(s *fakeps.Server) { s.FailNextDeploy(fakeps.SchemaConflict) }, class: psdeploy.ClassSchemaConflict, seq: 1},
+		{name: "deploy cancelled on PlanetScale", fault: func(s *fakeps.Server) { s.FailNextDeploy(fakeps.DeployCancelled) }, class: psdeploy.ClassDeployFailed, seq: 1},
 		{name: "bad DDL on branch", tasks: badDDL, class: engine.ClassSyntax, seq: 2},
 	}
 	for _, tt := range tests {
@@ -585,4 +597,234 @@ func TestDDLInDoubtReplacesBranch(t *testing.T) {
 	if n := e.srv.Requests(fakeps.RouteCreateBranch); n != 2 {
 		t.Errorf("branches created = %d, want 2 (a branch with DDL in doubt is replaced)", n)
 	}
+}
+
+// TestAPIVariations drives whole applies through answers the real API or
+// another stand-in may give that ours does not by default.
+func TestAPIVariations(t *testing.T) {
+	tests := []struct {
+		name   string
+		psOpts func(*fakeps.Options)
+		setup  func(*fakeps.Server)
+		check  func(t *testing.T, e *env)
+	}{
+		{name: "deployment state only in the nested deployment", psOpts: func(o *fakeps.Options) { o.NestedStateOnly = true }},
+		{name: "revert window after the deploy", psOpts: func(o *fakeps.Options) { o.RevertWindow = true },
+			check: func(t *testing.T, e *env) {
+				if st, ds, _ := e.srv.DeployRequest(1); st != "open" || ds != "complete_pending_revert" {
+					t.Errorf("deploy request 1 is %s/%s, want open/complete_pending_revert", st, ds)
+				}
+			}},
+		{name: "access_host_url a host name", psOpts: func(o *fakeps.Options) { o.HostForm = "name" }},
+		{name: "access_host_url a URL", psOpts: func(o *fakeps.Options) { o.HostForm = "url" }},
+		{name: "reads lag behind deploy and cutover", psOpts: func(o *fakeps.Options) { o.StaleReads = 2 }},
+		{name: "in_progress_vschema", setup: func(s *fakeps.Server) { s.DetourDeployState("in_progress", "in_progress_vschema") }},
+		{name: "a state tern does not know", setup: func(s *fakeps.Server) { s.DetourDeployState("queued", "in_progress_rebalancing") },
+			check: func(t *testing.T, e *env) {
+				if !strings.Contains(e.logs.String(), "in_progress_rebalancing") {
+					t.Error("the unknown state was not logged")
+				}
+			}},
+		{name: "auto cutover detours through in_progress_cutover", setup: func(s *fakeps.Server) {
+			s.DetourDeployState("pending_cutover", "in_progress_cutover", "in_progress_cutover")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var opts []func(*fakeps.Options)
+			if tt.psOpts != nil {
+				opts = append(opts, tt.psOpts)
+			}
+			e := setup(t, psdeploy.Options{}, opts...)
+			if tt.setup != nil {
+				tt.setup(e.srv)
+			}
+			ts := tasks()
+			rec := newRecorder(ts)
+			if err := e.eng.Apply(context.Background(), rec.job(ts, 1), rec); err != nil {
+				t.Fatalf("apply: %v", err)
+			}
+			e.checkApplied(t, rec)
+			if tt.check != nil {
+				tt.check(t, e)
+			}
+		})
+	}
+}
+
+func TestNoChangesEndsTheApply(t *testing.T) {
+	e := setup(t, psdeploy.Options{})
+	// Together these change nothing: the deploy request reports no_changes.
+	ts := []engine.Task{
+		{Seq: 1, Table: "users", Kind: "alter", DDL: "ALTER TABLE users ADD COLUMN tmp INT"},
+		{Seq: 2, Table: "users", Kind: "alter", DDL: "ALTER TABLE users DROP COLUMN tmp"},
+	}
+	rec := newRecorder(ts)
+	if err := e.eng.Apply(context.Background(), rec.job(ts, 1), rec); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if !slices.Equal(rec.done, []int{1, 2}) {
+		t.Errorf("tasks done = %v, want [1 2]", rec.done)
+	}
+	if n := e.srv.Deploys(); n != 0 {
+		t.Errorf("deploys = %d, want 0 (nothing to deploy)", n)
+	}
+	if st, ds, ok := e.srv.DeployRequest(1); !ok || st != "closed" || ds != "no_changes" {
+		t.Errorf("deploy request 1 is %s/%s, want closed/no_changes", st, ds)
+	}
+	if got := e.columns(t, "users"); !slices.Equal(got, []string{"id", "name"}) {
+		t.Errorf("main users columns = %v, want id name", got)
+	}
+	if b := e.srv.Branches(); !slices.Equal(b, []string{"main"}) {
+		t.Errorf("branches left = %v, want [main]", b)
+	}
+	if n := e.srv.Passwords(); n != 0 {
+		t.Errorf("passwords left = %d, want 0", n)
+	}
+}
+
+// TestAdoptsOnlyItsOwnDeployRequest: a server that ignores the list's
+// filters answers another branch's open deploy request too; the engine
+// must adopt its own.
+func TestAdoptsOnlyItsOwnDeployRequest(t *testing.T) {
+	e := setup(t, psdeploy.Options{}, func(o *fakeps.Options) { o.ListIgnoresFilters = true })
+	ctx := context.Background()
+	c, err := planetscale.NewClient(planetscale.WithBaseURL(e.srv.URL), planetscale.WithServiceToken(tokenID, token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DatabaseBranches.Create(ctx, &planetscale.CreateDatabaseBranchRequest{Organization: "acme", Database: "shop", Name: "other", ParentBranch: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	for ready := false; !ready; {
+		b, err := c.DatabaseBranches.Get(ctx, &planetscale.GetDatabaseBranchRequest{Organization: "acme", Database: "shop", Branch: "other"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready = b.Ready
+	}
+	other, err := c.DeployRequests.Create(ctx, &planetscale.CreateDeployRequestRequest{Organization: "acme", Database: "shop", Branch: "other", IntoBranch: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.LoseAnswerNext(fakeps.RouteCreateDeployRequest, 1)
+	ts := tasks()
+	rec := newRecorder(ts)
+	if err := e.eng.Apply(ctx, rec.job(ts, 1), rec); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if rec.state[psdeploy.StateDeployRequest] == strconv.FormatUint(other.Number, 10) {
+		t.Fatalf("adopted the other branch's deploy request %d", other.Number)
+	}
+	if st, ds, _ := e.srv.DeployRequest(other.Number); st != "open" || ds != "pending" {
+		t.Errorf("the other deploy request is %s/%s, want it left open/pending", st, ds)
+	}
+	if n := e.srv.Deploys(); n != 1 {
+		t.Errorf("deploys = %d, want 1", n)
+	}
+	if got := e.columns(t, "orders"); !slices.Equal(got, []string{"id", "user_id"}) {
+		t.Errorf("main orders columns = %v, want id user_id", got)
+	}
+}
+
+// TestAnswerShapes classifies every shape of failed answer planetscale-go
+// can turn into an error: its own codes, codes it does not know, bodies
+// that are not its error shape or not JSON, and no answer at all.
+func TestAnswerShapes(t *testing.T) {
+	const jsonCT, htmlCT = "application/json", "text/html"
+	tests := []struct {
+		name        string
+		status      int
+		ctype, body string
+		class       string
+		retryable   bool
+	}{
+		{"422 unprocessable", 422, jsonCT, `{"code":"unprocessable","message":"try again"}`, psdeploy.ClassRetry, true},
+		{"422 without message", 422, jsonCT, `{"code":"unprocessable"}`, psdeploy.ClassRetry, true},
+		{"422 other code", 422, jsonCT, `{"code":"conflict","message":"busy"}`, psdeploy.ClassRetry, true},
+		{"500 with code", 500, jsonCT, `{"code":"internal","message":"boom"}`, psdeploy.ClassInternal, true},
+		{"500 empty object", 500, jsonCT, `{}`, psdeploy.ClassInternal, true},
+		{"500 html", 500, htmlCT, `<html><body>oops</body></html>`, psdeploy.ClassInternal, true},
+		{"500 array", 500, jsonCT, `[]`, psdeploy.ClassInternal, true},
+		{"500 empty body", 500, "", ``, psdeploy.ClassInternal, true},
+		{"501 with code", 501, jsonCT, `{"code":"not_implemented","message":"no"}`, psdeploy.ClassInternal, true},
+		{"502 html", 502, htmlCT, `<html>bad gateway</html>`, psdeploy.ClassUnavailable, true},
+		{"503 with code", 503, jsonCT, `{"code":"unavailable","message":"maintenance"}`, psdeploy.ClassUnavailable, true},
+		{"504 empty", 504, "", ``, psdeploy.ClassUnavailable, true},
+		{"429 with code", 429, jsonCT, `{"code":"rate_limited","message":"slow down"}`, psdeploy.ClassRateLimited, true},
+		{"429 html", 429, htmlCT, `<html>slow down</html>`, psdeploy.ClassRateLimited, true},
+		{"408", 408, jsonCT, `{}`, psdeploy.ClassStateTimeout, true},
+		{"401 unauthorized", 401, jsonCT, `{"code":"unauthorized","message":"no"}`, psdeploy.ClassPermission, false},
+		{"403 forbidden", 403, jsonCT, `{"code":"forbidden","message":"no"}`, psdeploy.ClassPermission, false},
+		{"403 html", 403, htmlCT, `<html>forbidden</html>`, psdeploy.ClassPermission, false},
+		{"404 not_found", 404, jsonCT, `{"code":"not_found","message":"Not Found"}`, psdeploy.ClassNotFound, false},
+		{"404 other shape", 404, jsonCT, `{"error":"no such database"}`, psdeploy.ClassNotFound, false},
+		{"400 invalid_params", 400, jsonCT, `{"code":"invalid_params","message":"bad name"}`, psdeploy.ClassInvalid, false},
+		{"400 bad_request", 400, jsonCT, `{"code":"bad_request","message":"bad"}`, psdeploy.ClassInvalid, false},
+		{"409 conflict", 409, jsonCT, `{"code":"conflict","message":"exists"}`, psdeploy.ClassInvalid, false},
+		{"201 html", 201, htmlCT, `<html>captive portal</html>`, psdeploy.ClassMalformed, true},
+		{"201 array", 201, jsonCT, `[]`, psdeploy.ClassMalformed, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.ctype != "" {
+					w.Header().Set("Content-Type", tt.ctype)
+				}
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			}))
+			defer api.Close()
+			err := applyAgainst(t, api.URL+"/", nil)
+			var te *engine.TaskError
+			if !errors.As(err, &te) || engine.Class(err) != tt.class || engine.IsRetryable(err) != tt.retryable {
+				t.Fatalf("got %v (class %q, retryable %v), want a TaskError of class %s, retryable %v",
+					err, engine.Class(err), engine.IsRetryable(err), tt.class, tt.retryable)
+			}
+			if msg := err.Error(); strings.HasSuffix(msg, ": ") || strings.Contains(msg, token) {
+				t.Errorf("error text %q is empty-ended or holds the token", msg)
+			}
+		})
+	}
+	t.Run("connection refused", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		err = applyAgainst(t, "http://"+addr+"/", nil)
+		if !engine.IsRetryable(err) || engine.Class(err) != engine.ClassConnectionLost {
+			t.Fatalf("got %v (class %q), want retryable %s", err, engine.Class(err), engine.ClassConnectionLost)
+		}
+	})
+	t.Run("client timeout", func(t *testing.T) {
+		stop := make(chan struct{})
+		api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			<-stop // no answer until the client gave up
+		}))
+		defer api.Close()
+		err := applyAgainst(t, api.URL+"/", &http.Client{Timeout: 50 * time.Millisecond})
+		close(stop)
+		if !engine.IsRetryable(err) || engine.Class(err) != engine.ClassTimeout {
+			t.Fatalf("got %v (class %q), want retryable %s", err, engine.Class(err), engine.ClassTimeout)
+		}
+	})
+}
+
+// applyAgainst runs one attempt of tasks() against the API at url.
+func applyAgainst(t *testing.T, url string, hc *http.Client) error {
+	t.Helper()
+	off := false
+	eng, err := psdeploy.New(config.PlanetScale{
+		Organization: "acme", Database: "shop", Branch: "main",
+		ServiceTokenID: tokenID, ServiceToken: token, APIURL: url, TLS: &off,
+	}, psdeploy.Options{PollInterval: time.Millisecond, HTTPClient: hc, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	ts := tasks()
+	rec := newRecorder(ts)
+	return eng.Apply(context.Background(), rec.job(ts, 1), rec)
 }

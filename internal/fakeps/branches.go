@@ -88,10 +88,10 @@ func (s *Server) getBranch(r *http.Request, _ []byte) (int, any) {
 		return http.StatusNotFound, "Not Found"
 	}
 	if !b.Ready && !s.hangBranch {
-		b.polls++
 		if b.polls >= s.opts.BranchReadyAfter {
 			b.Ready = true
 		}
+		b.polls++
 	}
 	return http.StatusOK, b.api()
 }

@@ -65,7 +65,9 @@ type deployRequest struct {
 	fault       DeployFault
 	polls       int
 	detour      []string // states still to pass through before next
-	next        string   // where the detour ends
+	stale       int      // GETs still to answer staleState
+	staleState  string
+	next        string // where the detour ends
 	changes     []*change
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
@@ -161,11 +163,24 @@ func (s *Server) getDeployRequest(r *http.Request, _ []byte) (int, any) {
 	if !ok {
 		return http.StatusNotFound, "Not Found"
 	}
-	d.polls++
-	if d.polls >= s.opts.StepPolls && d.Deployment != s.hangState {
-		d.polls = 0
-		s.advance(r.Context(), d)
+	if d.stale > 0 {
+		d.stale--
+		st := s.api(d)
+		st.DeploymentState, st.Deployment.State = d.staleState, d.staleState
+		if s.opts.NestedStateOnly {
+			st.DeploymentState = ""
+		}
+		return http.StatusOK, st
 	}
+	// Each state is answered StepPolls times before it moves on.
+	if d.polls >= s.opts.StepPolls && d.Deployment != s.hangState {
+		prev := d.Deployment
+		s.advance(r.Context(), d)
+		if d.Deployment != prev {
+			d.polls = 0
+		}
+	}
+	d.polls++
 	return http.StatusOK, s.api(d)
 }
 
@@ -371,6 +386,7 @@ func (s *Server) deploy(r *http.Request, _ []byte) (int, any) {
 		return http.StatusUnprocessableEntity, "Deploy request is not deployable (state " + d.Deployment + ")"
 	}
 	s.deploys++
+	d.polls, d.stale, d.staleState = 0, s.opts.StaleReads, d.Deployment
 	d.Deployment, d.UpdatedAt = stateSubmitting, time.Now().UTC()
 	return http.StatusOK, s.api(d)
 }
@@ -383,6 +399,7 @@ func (s *Server) applyDeploy(r *http.Request, _ []byte) (int, any) {
 	if d.Deployment != statePendingCutover {
 		return http.StatusUnprocessableEntity, "Deploy request is not waiting for cutover (state " + d.Deployment + ")"
 	}
+	d.polls, d.stale, d.staleState = 0, s.opts.StaleReads, d.Deployment
 	d.Deployment, d.UpdatedAt = stateInProgressCutover, time.Now().UTC()
 	return http.StatusOK, s.api(d)
 }
@@ -394,7 +411,7 @@ func (s *Server) cancelDeploy(r *http.Request, _ []byte) (int, any) {
 	}
 	switch d.Deployment {
 	case stateSubmitting, stateQueued, stateInProgress, statePendingCutover:
-		d.Deployment, d.UpdatedAt = stateInProgressCancel, time.Now().UTC()
+		d.polls, d.Deployment, d.UpdatedAt = 0, stateInProgressCancel, time.Now().UTC()
 		return http.StatusOK, s.api(d)
 	}
 	return http.StatusUnprocessableEntity, "Deploy request cannot be cancelled (state " + d.Deployment + ")"

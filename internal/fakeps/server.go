@@ -13,8 +13,23 @@
 //
 // A deploy request diffs the branch against the branch it deploys into
 // with vitess schemadiff (what PlanetScale runs) and applies the diff there
-// at cutover. Faults can be injected: error answers (FailNext), a deploy
-// that ends in error or with a schema conflict (FailNextDeploy), states
+// at cutover. It moves along PlanetScale's path, one state per StepPolls
+// GETs: pending -> ready | no_changes | error; Deploy -> submitting ->
+// queued -> in_progress -> pending_cutover (without auto_cutover);
+// ApplyDeploy -> in_progress_cutover -> complete (closed), or
+// complete_pending_revert (still open) with RevertWindow. Like the API it
+// allows one open deploy request per branch, refuses Deploy outside ready
+// and ApplyDeploy outside pending_cutover with 422, and refuses passwords
+// and deploy requests on a branch that is not ready yet.
+//
+// Answers can be varied where the API or another stand-in may differ:
+// a deployment state only in the nested deployment (NestedStateOnly),
+// reads that lag behind Deploy and ApplyDeploy (StaleReads), lists that
+// ignore their filters (ListIgnoresFilters), access_host_url forms
+// (HostForm), extra or unknown states on the way (DetourDeployState).
+// Faults can be injected: error answers (FailNext), calls that take
+// effect but lose their answer (LoseAnswerNext), a deploy that ends in
+// error, is cancelled or meets a schema conflict (FailNextDeploy), states
 // that never advance (HangDeployState, HangBranches), and refused MySQL
 // connections (DropMySQLConnections).
 package fakeps
@@ -59,8 +74,10 @@ type Options struct {
 	// BranchReadyAfter is how many GETs of a new branch answer ready=false
 	// before it is ready. Default 0: ready at once.
 	BranchReadyAfter int
-	// StepPolls is how many GETs of a deploy request it takes to move it
-	// one state forward. Default 1.
+	// StepPolls is how many GETs of a deploy request answer each state
+	// before it moves on by itself (the state a deploy request is created
+	// in, and those Deploy, ApplyDeploy and CancelDeploy put it in,
+	// included). Default 1.
 	StepPolls int
 	// NestedStateOnly leaves a deploy request's top-level deployment_state
 	// empty and reports the state only in deployment.state, as the
@@ -70,6 +87,11 @@ type Options struct {
 	// still open, as PlanetScale does while a deploy can be reverted,
 	// instead of complete and closed.
 	RevertWindow bool
+	// StaleReads is how many GETs of a deploy request after Deploy or
+	// ApplyDeploy still answer the state before it (ready,
+	// pending_cutover), as an API read from a lagging replica does; a
+	// second Deploy or ApplyDeploy in that time is refused with 422.
+	StaleReads int
 	// ListIgnoresFilters makes the deploy request list answer every
 	// deploy request whatever state, branch or into_branch the query asks
 	// for, so that a client must check what it gets.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -238,5 +239,213 @@ func TestSchemaConflict(t *testing.T) {
 	if got.DeploymentState != "error" || got.Deployment == nil || len(got.Deployment.LintErrors) == 0 ||
 		got.Deployment.LintErrors[0].LintError != fakeps.LintSchemaConflict {
 		t.Fatalf("got %s %+v, want a schema conflict", got.DeploymentState, got.Deployment)
+	}
+}
+
+// drive walks deploy request n through polls, deploying at ready and
+// cutting over at pending_cutover, and returns every deployment state it
+// saw, in order, without repeats.
+func drive(t *testing.T, c *planetscale.Client, n uint64) []string {
+	t.Helper()
+	ctx := context.Background()
+	var seen []string
+	for range 200 {
+		dr, err := c.DeployRequests.Get(ctx, &planetscale.GetDeployRequestRequest{Organization: org, Database: psdb, Number: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := dr.DeploymentState
+		if st == "" && dr.Deployment != nil {
+			st = "nested:" + dr.Deployment.State
+		}
+		if len(seen) == 0 || seen[len(seen)-1] != st {
+			seen = append(seen, st)
+			switch strings.TrimPrefix(st, "nested:") {
+			case "ready":
+				if _, err := c.DeployRequests.Deploy(ctx, &planetscale.PerformDeployRequest{Organization: org, Database: psdb, Number: n}); err != nil {
+					t.Fatal(err)
+				}
+			case "pending_cutover":
+				if _, err := c.DeployRequests.ApplyDeploy(ctx, &planetscale.ApplyDeployRequestRequest{Organization: org, Database: psdb, Number: n}); err != nil {
+					t.Fatal(err)
+				}
+			case "complete", "complete_pending_revert", "no_changes", "error", "complete_error", "complete_cancel":
+				return seen
+			}
+		}
+	}
+	t.Fatalf("deploy request %d did not end; saw %v", n, seen)
+	return nil
+}
+
+// branchWithChange makes branch name from main, waits until it is ready,
+// adds a column to t on it and opens its deploy request.
+func branchWithChange(t *testing.T, c *planetscale.Client, name string) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := c.DatabaseBranches.Create(ctx, &planetscale.CreateDatabaseBranchRequest{Organization: org, Database: psdb, Name: name, ParentBranch: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	for ready := false; !ready; {
+		b, err := c.DatabaseBranches.Get(ctx, &planetscale.GetDatabaseBranchRequest{Organization: org, Database: psdb, Branch: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready = b.Ready
+	}
+	pw, err := c.Passwords.Create(ctx, &planetscale.DatabaseBranchPasswordRequest{Organization: org, Database: psdb, Branch: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, connect(t, pw), "ALTER TABLE t ADD COLUMN a INT")
+	dr, err := c.DeployRequests.Create(ctx, &planetscale.CreateDeployRequestRequest{Organization: org, Database: psdb, Branch: name, IntoBranch: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dr.Number
+}
+
+func TestDeployPaths(t *testing.T) {
+	tests := []struct {
+		name  string
+		opts  fakeps.Options
+		setup func(*fakeps.Server)
+		want  []string
+	}{
+		{name: "default", want: []string{"pending", "ready", "submitting", "queued", "in_progress", "pending_cutover", "in_progress_cutover", "complete"}},
+		{name: "revert window", opts: fakeps.Options{RevertWindow: true},
+			want: []string{"pending", "ready", "submitting", "queued", "in_progress", "pending_cutover", "in_progress_cutover", "complete_pending_revert"}},
+		{name: "nested state only", opts: fakeps.Options{NestedStateOnly: true},
+			want: []string{"nested:pending", "nested:ready", "nested:submitting", "nested:queued", "nested:in_progress", "nested:pending_cutover", "nested:in_progress_cutover", "nested:complete"}},
+		{name: "detour", setup: func(s *fakeps.Server) { s.DetourDeployState("in_progress", "in_progress_vschema", "made_up") },
+			want: []string{"pending", "ready", "submitting", "queued", "in_progress", "in_progress_vschema", "made_up", "pending_cutover", "in_progress_cutover", "complete"}},
+		{name: "cancelled", setup: func(s *fakeps.Server) { s.FailNextDeploy(fakeps.DeployCancelled) },
+			want: []string{"pending", "ready", "submitting", "queued", "in_progress", "in_progress_cancel", "complete_cancel"}},
+		{name: "stale reads", opts: fakeps.Options{StaleReads: 1},
+			want: []string{"pending", "ready", "submitting", "queued", "in_progress", "pending_cutover", "in_progress_cutover", "complete"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, c := newServer(t, tt.opts)
+			mustExec(t, openMain(t, srv), "CREATE TABLE t (id INT PRIMARY KEY)")
+			if tt.setup != nil {
+				tt.setup(srv)
+			}
+			n := branchWithChange(t, c, "dev")
+			if got := drive(t, c, n); !slices.Equal(got, tt.want) {
+				t.Errorf("states %v, want %v", got, tt.want)
+			}
+			state, _, _ := srv.DeployRequest(n)
+			wantState := "closed"
+			if last := tt.want[len(tt.want)-1]; last == "complete_pending_revert" || last == "complete_cancel" {
+				wantState = "open"
+			}
+			if state != wantState {
+				t.Errorf("deploy request is %s, want %s", state, wantState)
+			}
+		})
+	}
+}
+
+func TestStaleReadsRefuseASecondDeploy(t *testing.T) {
+	ctx := context.Background()
+	srv, c := newServer(t, fakeps.Options{StaleReads: 2})
+	mustExec(t, openMain(t, srv), "CREATE TABLE t (id INT PRIMARY KEY)")
+	n := branchWithChange(t, c, "dev")
+	waitState(t, c, n, "ready")
+	if _, err := c.DeployRequests.Deploy(ctx, &planetscale.PerformDeployRequest{Organization: org, Database: psdb, Number: n}); err != nil {
+		t.Fatal(err)
+	}
+	dr, err := c.DeployRequests.Get(ctx, &planetscale.GetDeployRequestRequest{Organization: org, Database: psdb, Number: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dr.DeploymentState != "ready" {
+		t.Fatalf("read after Deploy says %s, want the stale ready", dr.DeploymentState)
+	}
+	_, err = c.DeployRequests.Deploy(ctx, &planetscale.PerformDeployRequest{Organization: org, Database: psdb, Number: n})
+	var perr *planetscale.Error
+	if !errors.As(err, &perr) || perr.Code != planetscale.ErrRetry {
+		t.Fatalf("second Deploy: got %v, want unprocessable", err)
+	}
+	if srv.Deploys() != 1 {
+		t.Fatalf("deploys = %d, want 1", srv.Deploys())
+	}
+}
+
+func TestLoseAnswerNextTakesEffect(t *testing.T) {
+	ctx := context.Background()
+	srv, c := newServer(t, fakeps.Options{})
+	srv.LoseAnswerNext(fakeps.RouteCreateBranch, 1)
+	_, err := c.DatabaseBranches.Create(ctx, &planetscale.CreateDatabaseBranchRequest{Organization: org, Database: psdb, Name: "dev", ParentBranch: "main"})
+	if err == nil {
+		t.Fatal("a lost answer gave no error")
+	}
+	if _, ok := srv.BranchDatabase("dev"); !ok {
+		t.Fatal("the branch whose answer was lost was not made")
+	}
+	if _, err := c.DatabaseBranches.Get(ctx, &planetscale.GetDatabaseBranchRequest{Organization: org, Database: psdb, Branch: "dev"}); err != nil {
+		t.Fatalf("the next call failed too: %v", err)
+	}
+}
+
+func TestListIgnoresFilters(t *testing.T) {
+	ctx := context.Background()
+	for _, ignore := range []bool{false, true} {
+		srv, c := newServer(t, fakeps.Options{ListIgnoresFilters: ignore})
+		mustExec(t, openMain(t, srv), "CREATE TABLE t (id INT PRIMARY KEY)")
+		branchWithChange(t, c, "one")
+		branchWithChange(t, c, "two")
+		got, err := c.DeployRequests.List(ctx, &planetscale.ListDeployRequestsRequest{Organization: org, Database: psdb, State: "open", Branch: "two"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 1
+		if ignore {
+			want = 2
+		}
+		if len(got) != want {
+			t.Errorf("ListIgnoresFilters=%v: listed %d deploy requests, want %d", ignore, len(got), want)
+		}
+	}
+}
+
+func TestHostForms(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		form   string
+		prefix string
+	}{
+		{"", "127.0.0.1:"},
+		{"ip", "127.0.0.1:"},
+		{"name", "localhost:"},
+		{"url", "mysql://localhost:"},
+	}
+	for _, tt := range tests {
+		_, c := newServer(t, fakeps.Options{HostForm: tt.form})
+		pw, err := c.Passwords.Create(ctx, &planetscale.DatabaseBranchPasswordRequest{Organization: org, Database: psdb, Branch: "main", Role: "reader"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(pw.Hostname, tt.prefix) {
+			t.Errorf("HostForm %q: access_host_url %q, want it to begin %q", tt.form, pw.Hostname, tt.prefix)
+		}
+	}
+	if _, err := fakeps.New(fakeps.Options{ServerDSN: testdb.ServerDSN(), Organization: org, Database: psdb,
+		ServiceTokenID: "a", ServiceToken: "b", HostForm: "carrier-pigeon"}); err == nil {
+		t.Error("an unknown HostForm was accepted")
+	}
+}
+
+func TestDeployRequestNeedsAReadyBranch(t *testing.T) {
+	ctx := context.Background()
+	_, c := newServer(t, fakeps.Options{BranchReadyAfter: 3})
+	if _, err := c.DatabaseBranches.Create(ctx, &planetscale.CreateDatabaseBranchRequest{Organization: org, Database: psdb, Name: "dev", ParentBranch: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.DeployRequests.Create(ctx, &planetscale.CreateDeployRequestRequest{Organization: org, Database: psdb, Branch: "dev", IntoBranch: "main"})
+	var perr *planetscale.Error
+	if !errors.As(err, &perr) || perr.Code != planetscale.ErrRetry {
+		t.Fatalf("deploy request from a branch not ready: got %v, want unprocessable", err)
 	}
 }
