@@ -88,6 +88,11 @@ func New(cfg config.PlanetScale, opts Options) (*Engine, error) {
 	if cfg.APIURL == "" {
 		cfg.APIURL = planetscale.DefaultBaseURL
 	}
+	if !strings.HasSuffix(cfg.APIURL, "/") {
+		// planetscale-go resolves its paths against the URL: without the
+		// slash a path prefix (https://host/planetscale) would be lost.
+		cfg.APIURL += "/"
+	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 2 * time.Second
 	}

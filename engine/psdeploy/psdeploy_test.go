@@ -625,8 +625,18 @@ func TestAPIVariations(t *testing.T) {
 					t.Error("the unknown state was not logged")
 				}
 			}},
-		{name: "auto cutover detours through in_progress_cutover", setup: func(s *fakeps.Server) {
-			s.DetourDeployState("pending_cutover", "in_progress_cutover", "in_progress_cutover")
+		{name: "deploys that cut over by themselves", psOpts: func(o *fakeps.Options) { o.AutoCutover = true },
+			check: func(t *testing.T, e *env) {
+				if n := e.srv.Requests(fakeps.RouteApplyDeploy); n != 0 {
+					t.Errorf("ApplyDeploy called %d times on a deploy that never waited for it", n)
+				}
+			}},
+		{name: "all of it at once", psOpts: func(o *fakeps.Options) {
+			o.NestedStateOnly, o.RevertWindow, o.HostForm, o.StaleReads, o.ListIgnoresFilters = true, true, "url", 3, true
+			o.BranchReadyAfter, o.StepPolls = 4, 3
+		}, setup: func(s *fakeps.Server) {
+			s.DetourDeployState("queued", "in_progress_rebalancing", "in_progress_vschema")
+			s.LoseAnswerNext(fakeps.RouteCreateDeployRequest, 1)
 		}},
 	}
 	for _, tt := range tests {
@@ -827,4 +837,24 @@ func applyAgainst(t *testing.T, url string, hc *http.Client) error {
 	ts := tasks()
 	rec := newRecorder(ts)
 	return eng.Apply(context.Background(), rec.job(ts, 1), rec)
+}
+
+// TestAPIURLKeepsItsPath: an api_url with a path and no final slash still
+// reaches the API under that path.
+func TestAPIURLKeepsItsPath(t *testing.T) {
+	paths := make(chan string, 10)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case paths <- r.URL.Path:
+		default:
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, `{"code":"not_found","message":"Not Found"}`)
+	}))
+	defer api.Close()
+	applyAgainst(t, api.URL+"/planetscale", nil)
+	if got, want := <-paths, "/planetscale/v1/organizations/acme/databases/shop/branches"; got != want {
+		t.Fatalf("first request went to %s, want %s", got, want)
+	}
 }

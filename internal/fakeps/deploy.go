@@ -229,8 +229,8 @@ func (s *Server) step(ctx context.Context, d *deployRequest) {
 		for _, c := range d.changes {
 			c.Progress = 100
 		}
-		if d.AutoCutover {
-			s.cutover(ctx, d)
+		if d.AutoCutover || s.opts.AutoCutover {
+			d.Deployment = stateInProgressCutover
 		} else {
 			d.Deployment = statePendingCutover
 		}

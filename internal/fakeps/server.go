@@ -83,6 +83,10 @@ type Options struct {
 	// empty and reports the state only in deployment.state, as the
 	// answers in planetscale-go's own tests do.
 	NestedStateOnly bool
+	// AutoCutover makes every deploy cut over by itself (in_progress ->
+	// in_progress_cutover -> complete), whatever auto_cutover the deploy
+	// request was created with; ApplyDeploy is then refused.
+	AutoCutover bool
 	// RevertWindow ends a deploy in complete_pending_revert, the request
 	// still open, as PlanetScale does while a deploy can be reverted,
 	// instead of complete and closed.

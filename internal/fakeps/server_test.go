@@ -321,6 +321,8 @@ func TestDeployPaths(t *testing.T) {
 			want: []string{"pending", "ready", "submitting", "queued", "in_progress", "in_progress_vschema", "made_up", "pending_cutover", "in_progress_cutover", "complete"}},
 		{name: "cancelled", setup: func(s *fakeps.Server) { s.FailNextDeploy(fakeps.DeployCancelled) },
 			want: []string{"pending", "ready", "submitting", "queued", "in_progress", "in_progress_cancel", "complete_cancel"}},
+		{name: "auto cutover", opts: fakeps.Options{AutoCutover: true},
+			want: []string{"pending", "ready", "submitting", "queued", "in_progress", "in_progress_cutover", "complete"}},
 		{name: "stale reads", opts: fakeps.Options{StaleReads: 1},
 			want: []string{"pending", "ready", "submitting", "queued", "in_progress", "pending_cutover", "in_progress_cutover", "complete"}},
 	}
