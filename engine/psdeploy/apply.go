@@ -185,7 +185,10 @@ func (a *attempt) branch(ctx context.Context) (string, error) {
 		}
 	}
 	if name == "" {
-		name = fmt.Sprintf("tern-%d-%d", a.job.ApplyID, a.job.Attempt)
+		// The random part keeps a branch some other ledger (or a tern
+		// reinstalled from scratch) left under the same apply number from
+		// being taken for this apply's.
+		name = fmt.Sprintf("tern-%d-%d-%s", a.job.ApplyID, a.job.Attempt, randSuffix())
 		for _, kv := range [][2]string{{StateBranch, name}, {StateBranchStarted, ""}, {StateBranchDone, ""}} {
 			if err := a.save(ctx, kv[0], kv[1]); err != nil {
 				return "", err
@@ -238,7 +241,7 @@ func (a *attempt) runDDL(ctx context.Context, branch string) error {
 	err := a.api(ctx, "create password on "+branch, func(ctx context.Context, c *planetscale.Client, org, db string) (err error) {
 		pw, err = c.Passwords.Create(ctx, &planetscale.DatabaseBranchPasswordRequest{
 			Organization: org, Database: db, Branch: branch, Role: "admin",
-			Name: fmt.Sprintf("tern-%d-%d", a.job.ApplyID, a.job.Attempt),
+			Name: fmt.Sprintf("tern-%d-%d-%s", a.job.ApplyID, a.job.Attempt, randSuffix()),
 		})
 		return err
 	})

@@ -20,7 +20,9 @@ package psdeploy
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -139,7 +141,7 @@ func (e *Engine) Live(ctx context.Context) (*sql.DB, error) {
 	err := call(ctx, "create password on "+e.cfg.Branch, func(ctx context.Context) (err error) {
 		pw, err = e.client.Passwords.Create(ctx, &planetscale.DatabaseBranchPasswordRequest{
 			Organization: e.cfg.Organization, Database: e.cfg.Database, Branch: e.cfg.Branch,
-			Role: "reader", Name: "tern-live-" + strconv.FormatInt(time.Now().Unix(), 10),
+			Role: "reader", Name: "tern-live-" + strconv.FormatInt(time.Now().Unix(), 10) + "-" + randSuffix(),
 		})
 		return err
 	})
@@ -254,6 +256,14 @@ func (e *Engine) deletePassword(ctx context.Context, branch, id string) error {
 		return nil
 	}
 	return err
+}
+
+// randSuffix returns 6 random lowercase hex digits for names that must
+// not collide with ones made elsewhere.
+func randSuffix() string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

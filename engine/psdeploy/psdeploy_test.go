@@ -858,3 +858,45 @@ func TestAPIURLKeepsItsPath(t *testing.T) {
 		t.Fatalf("first request went to %s, want %s", got, want)
 	}
 }
+
+// TestLeftBranchOfSameApplyNumberIsNotTaken: a branch named as tern once
+// named this apply's (left by another ledger, or a tern reinstalled from
+// scratch) holds someone else's change; the apply must not deploy it.
+func TestLeftBranchOfSameApplyNumberIsNotTaken(t *testing.T) {
+	e := setup(t, psdeploy.Options{})
+	ctx := context.Background()
+	c, err := planetscale.NewClient(planetscale.WithBaseURL(e.srv.URL), planetscale.WithServiceToken(tokenID, token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"tern-7-1", "tern-7-2"} {
+		if _, err := c.DatabaseBranches.Create(ctx, &planetscale.CreateDatabaseBranchRequest{Organization: "acme", Database: "shop", Name: name, ParentBranch: "main"}); err != nil {
+			t.Fatal(err)
+		}
+		db, ok := e.srv.BranchDatabase(name)
+		if !ok {
+			t.Fatalf("branch %s not made", name)
+		}
+		if _, err := e.main.Exec("ALTER TABLE `" + db + "`.users ADD COLUMN foreign_col INT"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts := tasks()
+	rec := newRecorder(ts)
+	e.srv.FailNext(fakeps.RouteCreateDeployRequest, 503, 1)
+	if err := e.eng.Apply(ctx, rec.job(ts, 1), rec); !engine.IsRetryable(err) {
+		t.Fatalf("first attempt: got %v, want a retryable error", err)
+	}
+	rec.endAttempt()
+	if err := e.eng.Apply(ctx, rec.job(ts, 2), rec); err != nil {
+		t.Fatalf("second attempt: %v", err)
+	}
+	if got := e.columns(t, "users"); !slices.Equal(got, []string{"id", "name", "email"}) {
+		t.Errorf("main users columns = %v, want id name email (nothing from the left branch)", got)
+	}
+	for _, name := range []string{"tern-7-1", "tern-7-2"} {
+		if _, ok := e.srv.BranchDatabase(name); !ok {
+			t.Errorf("the left branch %s was deleted", name)
+		}
+	}
+}
