@@ -297,6 +297,7 @@ func assertReactions(t *testing.T, gh *fakegithub.Server, id int64, want ...stri
 const (
 	sha1 = "1111111111111111111111111111111111111111"
 	sha2 = "2222222222222222222222222222222222222222"
+	sha3 = "3333333333333333333333333333333333333333"
 )
 
 func TestAutoplanPostsPlanCommentAndChecks(t *testing.T) {
@@ -704,4 +705,44 @@ func TestCancelRetryingApply(t *testing.T) {
 // planner's quoting style.
 func norm(s string) string {
 	return strings.ToLower(strings.NewReplacer("`", "", "'", "", "\"", "").Replace(s))
+}
+
+// A PR of a tern repository that changes no schema file passes `tern`
+// (so that a required `tern` check does not block it) and gets no comment;
+// a PR planned before is planned again at its new head even when the push
+// touched no schema file.
+func TestPRWithoutSchemaChangesPassesTern(t *testing.T) {
+	h := newHarness(t)
+	withReadme := func(f map[string]string) map[string]string {
+		f["README.md"] = "docs"
+		return f
+	}
+	// #5 has tern.yaml and schema files at its head, but this push changed
+	// only the README, and tern never planned it.
+	h.gh.OpenPR(repoName, 5, sha1, files(usersV2))
+	h.gh.Push(repoName, 5, sha2, withReadme(files(usersV2)))
+	body, _ := fakegithub.PRPayload("synchronize", repoName, 5, sha2, inst)
+	h.deliver("pull_request", body)
+	run := h.check(sha2, "tern")
+	if run == nil || run.GetStatus() != "completed" || run.GetConclusion() != "success" || !strings.HasPrefix(run.GetOutput().GetTitle(), "No changes") {
+		t.Fatalf("tern check on a PR without schema changes: %+v", run)
+	}
+	if h.check(sha2, "tern/shop/staging") != nil {
+		t.Error("a PR without schema changes got a per-environment check")
+	}
+	if c := h.botComments(5); len(c) != 0 {
+		t.Errorf("bot commented on a PR without schema changes: %v", c)
+	}
+
+	// #2 was planned; a README-only push re-plans it at the new head.
+	h.openPR(2, sha1, files(usersV2))
+	h.gh.Push(repoName, 2, sha3, withReadme(files(usersV2)))
+	body, _ = fakegithub.PRPayload("synchronize", repoName, 2, sha3, inst)
+	h.deliver("pull_request", body)
+	if run := h.check(sha3, "tern/shop/staging"); run == nil || !strings.HasPrefix(run.GetOutput().GetTitle(), "Awaiting apply") {
+		t.Fatalf("staging check at the new head of a planned PR: %+v", run)
+	}
+	if run := h.check(sha3, "tern"); run == nil || run.GetConclusion() == "success" {
+		t.Errorf("tern check at the new head of a PR with unapplied changes: %+v", run)
+	}
 }

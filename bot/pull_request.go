@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-github/v60/github"
 
+	"github.com/ternhq/tern/config"
 	"github.com/ternhq/tern/report"
 	"github.com/ternhq/tern/store"
 )
@@ -57,8 +58,19 @@ func (b *Bot) onPullRequest(ctx context.Context, e *github.PullRequestEvent) err
 		return err
 	}
 	touched, err := b.touchesSchema(ctx, gh, pr, rc)
-	if err != nil || !touched {
+	if err != nil {
 		return err
+	}
+	if !touched {
+		// A PR planned before is planned again at its new head, whatever
+		// this push changed: its schema changes are still in it.
+		planned, err := b.everPlanned(ctx, pr, rc)
+		if err != nil {
+			return err
+		}
+		if !planned {
+			return b.setCheck(ctx, gh, repo, pr.HeadSHA, report.NoSchemaChangesCheck())
+		}
 	}
 	b.log.Info("autoplan", "repo", repo, "pr", n, "head", pr.HeadSHA)
 	_, err = b.planPR(ctx, gh, pr, rc, "", "")
@@ -164,4 +176,21 @@ func (b *Bot) commentUnmerged(ctx context.Context, ref store.PRRef, done map[str
 		return err
 	}
 	return b.postOnce(ctx, gh, ref.Repository, ref.PR, unmergedKey(ref.PR, maxID), report.UnmergedMarker(maxID), report.UnmergedComment(maxID, live))
+}
+
+// everPlanned reports whether tern has planned any (database, environment)
+// of the pull request before.
+func (b *Bot) everPlanned(ctx context.Context, pr *prInfo, rc *config.Repo) (bool, error) {
+	for _, db := range rc.Databases {
+		for _, env := range db.Environments {
+			_, err := b.st.LatestPlan(ctx, pr.Repo, pr.Number, db.Name, env)
+			if err == nil {
+				return true, nil
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return false, fmt.Errorf("read plans: %w", err)
+			}
+		}
+	}
+	return false, nil
 }

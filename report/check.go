@@ -180,6 +180,17 @@ type CheckState struct {
 	Title      string
 }
 
+// NoSchemaChangesCheck renders the `tern` check of a pull request that
+// changes neither tern.yaml nor a schema file: it passes, so that a required
+// `tern` check does not block pull requests that have nothing to apply.
+func NoSchemaChangesCheck() Check {
+	return finish(Check{
+		Name: AggregateName, Status: StatusCompleted, Conclusion: ConclusionSuccess,
+		Title:   "No changes: this pull request changes no schema file",
+		Summary: "Nothing for tern to plan or apply: neither `tern.yaml` nor a file under a `schema_dir` changed.",
+	})
+}
+
 // AggregateCheck renders the `tern` check: success only when every
 // per-environment run is success, failure when any failed, in progress while
 // any is, and action_required otherwise.
