@@ -193,15 +193,39 @@ func (e *Engine) connect(ctx context.Context, pw *planetscale.DatabaseBranchPass
 	} else {
 		mc.TLSConfig = "false"
 	}
+	db, err := e.open(ctx, mc)
+	if code := mysqlErrNumber(err); code == 1044 || code == 1049 {
+		// The endpoint refused the database the DSN names instead of
+		// putting the password in its branch whatever the name, as
+		// PlanetScale does. Where the password sees exactly one database,
+		// that is its branch.
+		name, ferr := e.onlyDatabase(ctx, mc)
+		if ferr != nil {
+			e.log.Debug("no single database for the branch password", "err", ferr)
+			return nil, engine.ClassifyMySQL(err)
+		}
+		e.log.Info("branch endpoint refused the database name; using the one database the password sees")
+		mc.DBName = name
+		db, err = e.open(ctx, mc)
+	}
+	if err != nil {
+		return nil, engine.ClassifyMySQL(err)
+	}
+	return db, nil
+}
+
+// open opens a pool with mc and waits until it answers. Access denied is
+// retried a few times: a new password may take a moment to reach every
+// edge.
+func (e *Engine) open(ctx context.Context, mc *mysql.Config) (*sql.DB, error) {
 	conn, err := mysql.NewConnector(mc)
 	if err != nil {
-		return nil, errors.New("invalid branch connection settings")
+		return nil, &engine.PermanentError{Class: ClassInvalid, Err: errors.New("invalid branch connection settings")}
 	}
 	db := sql.OpenDB(conn)
 	for i := 0; ; i++ {
 		err = db.PingContext(ctx)
-		var me *mysql.MySQLError
-		if err == nil || i == 4 || !errors.As(err, &me) || me.Number != 1045 {
+		if err == nil || i == 4 || mysqlErrNumber(err) != 1045 {
 			break
 		}
 		if werr := sleep(ctx, e.opts.PollInterval); werr != nil {
@@ -211,9 +235,54 @@ func (e *Engine) connect(ctx context.Context, pw *planetscale.DatabaseBranchPass
 	}
 	if err != nil {
 		db.Close()
-		return nil, engine.ClassifyMySQL(err)
+		return nil, err
 	}
 	return db, nil
+}
+
+// onlyDatabase connects with mc and no database name and returns the one
+// database other than the server's own that the user can see.
+func (e *Engine) onlyDatabase(ctx context.Context, mc *mysql.Config) (string, error) {
+	mc = mc.Clone()
+	mc.DBName = ""
+	db, err := e.open(ctx, mc)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, "SHOW DATABASES")
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var found []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return "", err
+		}
+		switch strings.ToLower(n) {
+		case "information_schema", "performance_schema", "mysql", "sys":
+			continue
+		}
+		found = append(found, n)
+	}
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+	if len(found) != 1 {
+		return "", fmt.Errorf("the password sees %d databases", len(found))
+	}
+	return found[0], nil
+}
+
+// mysqlErrNumber is err's server error number, or 0.
+func mysqlErrNumber(err error) uint16 {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number
+	}
+	return 0
 }
 
 // hostAddr turns a password's access_host_url into host:port. PlanetScale

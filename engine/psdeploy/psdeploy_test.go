@@ -625,6 +625,17 @@ func TestAPIVariations(t *testing.T) {
 					t.Error("the unknown state was not logged")
 				}
 			}},
+		{name: "an endpoint that refuses the database name", psOpts: func(o *fakeps.Options) { o.NoDBRouting = true },
+			check: func(t *testing.T, e *env) {
+				db, err := e.eng.Live(context.Background())
+				if err != nil {
+					t.Fatalf("live: %v", err)
+				}
+				var cur string
+				if err := db.QueryRow("SELECT DATABASE()").Scan(&cur); err != nil || cur != e.srv.MainDatabase() {
+					t.Errorf("live pool on %q (%v), want %q", cur, err, e.srv.MainDatabase())
+				}
+			}},
 		{name: "deploys that cut over by themselves", psOpts: func(o *fakeps.Options) { o.AutoCutover = true },
 			check: func(t *testing.T, e *env) {
 				if n := e.srv.Requests(fakeps.RouteApplyDeploy); n != 0 {

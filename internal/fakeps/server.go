@@ -100,6 +100,13 @@ type Options struct {
 	// deploy request whatever state, branch or into_branch the query asks
 	// for, so that a client must check what it gets.
 	ListIgnoresFilters bool
+	// NoDBRouting makes the MySQL endpoint pass connections through
+	// untouched instead of putting each in its password's branch: a
+	// client that names a database other than the branch's is refused
+	// (1044), and one that names none lands in no database. PlanetScale
+	// routes by password; this is for clients that must cope with a
+	// stand-in that does not.
+	NoDBRouting bool
 	// HostForm is the form of a password's access_host_url: "" or "ip"
 	// (127.0.0.1:PORT), "name" (localhost:PORT) or "url"
 	// (mysql://localhost:PORT/). PlanetScale answers a bare host name
@@ -405,6 +412,9 @@ func (s *Server) DropMySQLConnections(n int) {
 
 // route maps a connecting server user to its branch database.
 func (s *Server) route(user string) (string, bool) {
+	if s.opts.NoDBRouting {
+		return "", false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	db, ok := s.users[user]
