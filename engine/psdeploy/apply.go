@@ -605,22 +605,36 @@ func (a *attempt) poll(ctx context.Context, what string, f func(ctx context.Cont
 }
 
 // abandon closes the deploy request and deletes the branch after a
-// permanent failure. Best effort: failures are logged.
+// permanent failure. Best effort: failures are logged. A deploy request
+// that is being deployed (or whose state cannot be read) is left alone
+// with its branch: the deploy may still complete, and deleting its branch
+// under it helps nobody.
 func (a *attempt) abandon(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if v := a.state[StateDeployRequest]; v != "" {
 		if num, err := strconv.ParseUint(v, 10, 64); err == nil {
-			err := a.api(ctx, "close deploy request", func(ctx context.Context, c *planetscale.Client, org, db string) error {
-				dr, err := c.DeployRequests.Get(ctx, &planetscale.GetDeployRequestRequest{Organization: org, Database: db, Number: num})
-				if err != nil || dr.State != "open" {
-					return err
-				}
-				_, err = c.DeployRequests.CloseDeploy(ctx, &planetscale.CloseDeployRequestRequest{Organization: org, Database: db, Number: num})
+			var dr *planetscale.DeployRequest
+			err := a.api(ctx, fmt.Sprintf("get deploy request %d", num), func(ctx context.Context, c *planetscale.Client, org, db string) (err error) {
+				dr, err = c.DeployRequests.Get(ctx, &planetscale.GetDeployRequestRequest{Organization: org, Database: db, Number: num})
 				return err
 			})
-			if err != nil {
-				a.log.Warn("could not close the deploy request", "number", num, "err", err)
+			switch {
+			case engine.Class(err) == ClassNotFound:
+			case err != nil:
+				a.log.Warn("could not read the deploy request; leaving it and its branch", "number", num, "err", err)
+				return
+			case deploying(deploymentState(dr)):
+				a.log.Warn("the deploy request is being deployed; leaving it and its branch", "number", num, "state", deploymentState(dr))
+				return
+			case dr.State == "open":
+				err := a.api(ctx, fmt.Sprintf("close deploy request %d", num), func(ctx context.Context, c *planetscale.Client, org, db string) error {
+					_, err := c.DeployRequests.CloseDeploy(ctx, &planetscale.CloseDeployRequestRequest{Organization: org, Database: db, Number: num})
+					return err
+				})
+				if err != nil {
+					a.log.Warn("could not close the deploy request", "number", num, "err", err)
+				}
 			}
 		}
 	}
@@ -629,4 +643,15 @@ func (a *attempt) abandon(ctx context.Context) {
 			a.log.Warn("could not delete the branch", "branch", b, "err", err)
 		}
 	}
+}
+
+// deploying reports whether a deploy request in deployment state st has
+// been deployed and not yet ended.
+func deploying(st string) bool {
+	switch st {
+	case "", dsPending, dsReady, dsNoChanges, dsError, dsComplete, dsCompletePendingRevert,
+		dsCompleteError, dsCompleteCancel, dsCancelled, dsCompleteRevert, dsCompleteRevertError:
+		return false
+	}
+	return true
 }

@@ -137,6 +137,9 @@ const (
 // without an answer (the client sees a connection error).
 const StatusDropConnection = -1
 
+// statusPass in a route's fault queue lets one request through.
+const statusPass = 0
+
 // DeployFault is what FailNextDeploy makes of the next deploy request.
 type DeployFault int
 
@@ -379,6 +382,17 @@ func (s *Server) DetourDeployState(after string, through ...string) {
 	s.detours[after] = through
 }
 
+// FailAfter lets the next pass requests to route through, then makes the
+// one after answer status as FailNext does.
+func (s *Server) FailAfter(route string, pass, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range pass {
+		s.faults[route] = append(s.faults[route], statusPass)
+	}
+	s.faults[route] = append(s.faults[route], status)
+}
+
 // FailNextDeploy makes the next deploy request created fail as f.
 func (s *Server) FailNextDeploy(f DeployFault) {
 	s.mu.Lock()
@@ -522,9 +536,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, route string, h h
 	s.requests[route]++
 	if q := s.faults[route]; len(q) > 0 {
 		s.faults[route] = q[1:]
-		s.log.Info("fakeps: injected fault", "route", route, "status", q[0])
-		injected(w, q[0])
-		return
+		if q[0] != statusPass {
+			s.log.Info("fakeps: injected fault", "route", route, "status", q[0])
+			injected(w, q[0])
+			return
+		}
 	}
 	if r.PathValue("org") != s.opts.Organization || r.PathValue("db") != s.opts.Database {
 		apiError(w, http.StatusNotFound, "not_found", "Not Found")
