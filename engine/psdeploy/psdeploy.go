@@ -12,6 +12,18 @@
 // continues where this one stopped: it never opens a second deploy request
 // for the same apply and never deploys twice.
 //
+// It relies only on what planetscale-go v0.155.0's types and the API
+// promise: the deployment state is read from deployment_state or, where
+// that is empty, deployment.state; every state the API defines is handled
+// and an unknown one is waited on (bounded by StateTimeout); answers that
+// lag behind Deploy or ApplyDeploy do not make it call them twice; a
+// password's access_host_url may be a bare host (port 3306), host:port or
+// a URL; the branch's schema is never named, only reached through the
+// password; API errors are classified by the code the body states, else
+// by HTTP status: 422, 429, 408 and 5xx are transient, 400, 401, 403, 404
+// and other 4xx permanent, and a call without an answer (timeout, lost
+// connection) transient.
+//
 // Tasks: TaskStarted is called for a task when its DDL goes to the branch
 // (the first task also covers the setup before it), and TaskDone for every
 // task only once the deploy request is complete, because only then is the
