@@ -344,7 +344,7 @@ func TestRunKilledConnection(t *testing.T) {
 		}
 		done <- got
 	}()
-	id := waitForDDL(t, f.live, f.name)
+	id := testdb.WaitForMetadataLockWait(t, f.live, f.name)
 	if _, err := f.live.Exec(fmt.Sprintf("KILL %d", id)); err != nil {
 		t.Fatal(err)
 	}
@@ -361,25 +361,6 @@ func TestRunKilledConnection(t *testing.T) {
 	}
 	if c := f.columns("t"); c != "id,v,c" {
 		t.Errorf("t columns %q", c)
-	}
-}
-
-func waitForDDL(t *testing.T, db *sql.DB, name string) int64 {
-	t.Helper()
-	for i := 0; ; i++ {
-		var id int64
-		err := db.QueryRow(`SELECT ID FROM information_schema.PROCESSLIST
-			WHERE DB = ? AND INFO LIKE 'ALTER TABLE%' AND STATE = 'Waiting for table metadata lock'`, name).Scan(&id)
-		if err == nil {
-			return id
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			t.Fatal(err)
-		}
-		if i > 3000 {
-			t.Fatal("the engine's ALTER never waited on the metadata lock")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -684,7 +665,7 @@ func TestRunLeaseLost(t *testing.T) {
 		_, err := f.runner.Run(f.ctx, claimed)
 		done <- err
 	}()
-	waitForDDL(t, f.live, f.name)
+	testdb.WaitForMetadataLockWait(t, f.live, f.name)
 	if _, err := f.store.DB().Exec("UPDATE tern_applies SET lease_token = 'stolen' WHERE id = ?", a.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -244,7 +244,7 @@ func TestApplyKilledConnection(t *testing.T) {
 	job := engine.Job{Tasks: tasks("ALTER TABLE t ADD COLUMN c INT")}
 	done := make(chan error, 1)
 	go func() { done <- e.Apply(ctx, job, &recorder{}) }()
-	id := waitForDDL(t, db, name)
+	id := testdb.WaitForMetadataLockWait(t, db, name)
 	mustExec(t, db, fmt.Sprintf("KILL %d", id))
 	err = <-done
 	var te *engine.TaskError
@@ -261,27 +261,6 @@ func TestApplyKilledConnection(t *testing.T) {
 	}
 	if got := columns(t, db, "t"); got != "id,c" {
 		t.Errorf("columns = %q", got)
-	}
-}
-
-// waitForDDL finds the session running an ALTER on database name that
-// waits for a metadata lock, polling the process list.
-func waitForDDL(t *testing.T, db *sql.DB, name string) int64 {
-	t.Helper()
-	for i := 0; ; i++ {
-		var id int64
-		err := db.QueryRow(`SELECT ID FROM information_schema.PROCESSLIST
-			WHERE DB = ? AND INFO LIKE 'ALTER TABLE%' AND STATE = 'Waiting for table metadata lock'`, name).Scan(&id)
-		if err == nil {
-			return id
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			t.Fatal(err)
-		}
-		if i > 3000 {
-			t.Fatal("the engine's ALTER never waited on the metadata lock")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

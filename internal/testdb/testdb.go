@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -91,4 +92,27 @@ func Open(tb testing.TB, prefix string) (*sql.DB, string) {
 	}
 	tb.Cleanup(func() { db.Close() })
 	return db, name
+}
+
+// WaitForMetadataLockWait polls the process list until a session in
+// database name runs an ALTER TABLE that waits for a metadata lock, and
+// returns its connection id (to KILL it, say). It fails the test after
+// about 30 s.
+func WaitForMetadataLockWait(tb testing.TB, db *sql.DB, name string) int64 {
+	tb.Helper()
+	for i := 0; ; i++ {
+		var id int64
+		err := db.QueryRow(`SELECT ID FROM information_schema.PROCESSLIST
+			WHERE DB = ? AND INFO LIKE 'ALTER TABLE%' AND STATE = 'Waiting for table metadata lock'`, name).Scan(&id)
+		if err == nil {
+			return id
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			tb.Fatal(err)
+		}
+		if i > 3000 {
+			tb.Fatal("no ALTER TABLE ever waited on the metadata lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
