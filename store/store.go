@@ -896,17 +896,8 @@ func (s *Store) FailExhausted(ctx context.Context, limit int) ([]*Apply, error) 
 		if err != nil {
 			return err
 		}
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil || len(ids) == 0 {
+		ids, err := scanColumn[int64](rows)
+		if err != nil || len(ids) == 0 {
 			return err
 		}
 		in, args := placeholders(ids)
@@ -1127,20 +1118,11 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, limit int, le
 		if err != nil {
 			return err
 		}
-		var ids []any
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil || len(ids) == 0 {
+		found, err := scanColumn[string](rows)
+		if err != nil || len(found) == 0 {
 			return err
 		}
-		in := strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")
+		in, ids := placeholders(found)
 		if _, err := tx.ExecContext(ctx, `UPDATE tern_deliveries SET attempts = attempts + 1, lease_owner = ?,
  available_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, updated_at = UTC_TIMESTAMP(6) WHERE id IN (`+in+`)`,
 			append([]any{owner, micros(lease)}, ids...)...); err != nil {
