@@ -38,7 +38,7 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// placeholders returns "?, ?, ..." for n values and the ids as arguments.
+// placeholders returns "?, ?, ..." for vals and vals as query arguments.
 func placeholders[T any](vals []T) (string, []any) {
 	args := make([]any, len(vals))
 	for i, v := range vals {
