@@ -20,7 +20,11 @@
 //     runner (apply.Runner) and hear its progress.
 //   - reporter.go: bring the check runs and comments of an apply in line
 //     with the ledger (the workers and the recovery pass call it);
-//     checks.go: check runs; github.go: the other GitHub API calls.
+//     checks.go: check runs; comments.go: the bot's PR comments, each
+//     created once across processes and then edited in place.
+//   - github.go: the other GitHub API calls (the pull request, tern.yaml
+//     and schema files at its head, permissions, reviews, reactions,
+//     one-off replies).
 package bot
 
 import (
