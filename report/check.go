@@ -107,13 +107,7 @@ func planText(p *plan.Plan) string {
 // ApplyCheck renders the check run of an apply in its current state.
 func ApplyCheck(a *store.Apply, tasks []store.Task) Check {
 	c := Check{Name: CheckName(a.Database, a.Environment)}
-	done := 0
-	for _, t := range tasks {
-		if t.State == store.Completed {
-			done++
-		}
-	}
-	progress := fmt.Sprintf("%d of %s done", done, plural(len(tasks), "statement"))
+	progress := fmt.Sprintf("%d of %s done", completed(tasks), plural(len(tasks), "statement"))
 	switch a.State {
 	case store.Pending:
 		c.Status = StatusInProgress
@@ -156,6 +150,13 @@ func ApplyCheck(a *store.Apply, tasks []store.Task) Check {
 			c.Summary += " " + oneLine(a.LastError)
 		}
 	}
+	c.Text = taskText(tasks)
+	return finish(c)
+}
+
+// taskText is the body of an apply's check run: a table of its tasks with
+// their states, then their statements.
+func taskText(tasks []store.Task) string {
 	var b strings.Builder
 	b.WriteString("| # | table | statement | state |\n|---|---|---|---|\n")
 	stmts := make([]string, len(tasks))
@@ -168,8 +169,18 @@ func ApplyCheck(a *store.Apply, tasks []store.Task) Check {
 		stmts[i] = t.DDL
 	}
 	b.WriteString("\n" + sqlBlock(plural(len(stmts), "statement"), stmts, MaxCheckOutput-len(b.String())-1000))
-	c.Text = b.String()
-	return finish(c)
+	return b.String()
+}
+
+// completed counts the tasks that are done.
+func completed(tasks []store.Task) int {
+	n := 0
+	for _, t := range tasks {
+		if t.State == store.Completed {
+			n++
+		}
+	}
+	return n
 }
 
 // CheckState is the last known state of one per-environment run.
