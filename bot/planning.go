@@ -96,17 +96,9 @@ func orAll(db string) string {
 // the filters, stores the plans, and updates the plan comment and check
 // runs. rc may be nil, in which case tern.yaml is read.
 func (b *Bot) planPR(ctx context.Context, gh *github.Client, pr *prInfo, rc *config.Repo, dbFilter, envFilter string) (*planRun, error) {
-	var err error
 	if rc == nil {
-		if rc, err = b.readRepoConfig(ctx, gh, pr); err != nil {
-			var rce *repoConfigError
-			if errors.As(err, &rce) {
-				// Show what is wrong with tern.yaml where people look.
-				body := report.RenderPlanComment(report.PlanComment{HeadSHA: pr.HeadSHA, ConfigErr: rce.Error()})
-				if cerr := b.upsertComment(ctx, gh, pr.Repo, pr.Number, planCommentKey(pr.Number), report.PlanMarker(), body); cerr != nil {
-					return nil, cerr
-				}
-			}
+		var err error
+		if rc, err = b.readRepoConfigShown(ctx, gh, pr); err != nil {
 			return nil, err
 		}
 	}
@@ -115,6 +107,7 @@ func (b *Bot) planPR(ctx context.Context, gh *github.Client, pr *prInfo, rc *con
 		return nil, err
 	}
 	run := &planRun{repo: rc, plans: map[string]*plan.Plan{}, stored: map[string]*store.Plan{}}
+	// Each database's schema files are read and parsed once.
 	desired := map[string]*plan.Desired{}
 	desiredErr := map[string]error{}
 	for _, p := range pairs {
@@ -129,29 +122,16 @@ func (b *Bot) planPR(ctx context.Context, gh *github.Client, pr *prInfo, rc *con
 			}
 			desired[db] = d
 		}
-		res := report.PlanResult{Database: db, Environment: env}
-		switch {
-		case desiredErr[db] != nil:
-			res.Err = desiredErr[db].Error()
-		default:
-			if _, ok := b.cfg.Target(pr.Repo, db, env); !ok {
-				res.Err = fmt.Sprintf("the tern server has no target for %s database %s environment %s (targets: in its config)", pr.Repo, db, env)
-				break
-			}
-			pl, err := b.planner.Plan(ctx, pr.Repo, db, env, desired[db])
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil, err
-				}
-				res.Err = err.Error()
-				break
-			}
-			sp := toStored(pr, db, env, desired[db], pl)
-			if err := b.st.SavePlan(ctx, sp); err != nil {
-				return nil, fmt.Errorf("save plan: %w", err)
-			}
-			res.Plan = pl
-			run.plans[key(db, env)] = pl
+		if desiredErr[db] != nil {
+			run.results = append(run.results, report.PlanResult{Database: db, Environment: env, Err: desiredErr[db].Error()})
+			continue
+		}
+		res, sp, err := b.planTarget(ctx, pr, db, env, desired[db])
+		if err != nil {
+			return nil, err
+		}
+		if sp != nil {
+			run.plans[key(db, env)] = res.Plan
 			run.stored[key(db, env)] = sp
 		}
 		run.results = append(run.results, res)
@@ -160,6 +140,47 @@ func (b *Bot) planPR(ctx context.Context, gh *github.Client, pr *prInfo, rc *con
 		return run, err
 	}
 	return run, nil
+}
+
+// readRepoConfigShown reads tern.yaml at the PR head like readRepoConfig,
+// and when it does not parse, shows what is wrong with it in the plan
+// comment, where people look.
+func (b *Bot) readRepoConfigShown(ctx context.Context, gh *github.Client, pr *prInfo) (*config.Repo, error) {
+	rc, err := b.readRepoConfig(ctx, gh, pr)
+	var rce *repoConfigError
+	if errors.As(err, &rce) {
+		body := report.RenderPlanComment(report.PlanComment{HeadSHA: pr.HeadSHA, ConfigErr: rce.Error()})
+		if cerr := b.upsertComment(ctx, gh, pr.Repo, pr.Number, planCommentKey(pr.Number), report.PlanMarker(), body); cerr != nil {
+			return nil, cerr
+		}
+	}
+	return rc, err
+}
+
+// planTarget plans desired against one target and stores the plan. A
+// target that cannot be planned is reported in the result's Err, with a nil
+// stored plan; the error is for a cancelled context or a plan the ledger
+// could not save.
+func (b *Bot) planTarget(ctx context.Context, pr *prInfo, db, env string, desired *plan.Desired) (report.PlanResult, *store.Plan, error) {
+	res := report.PlanResult{Database: db, Environment: env}
+	if _, ok := b.cfg.Target(pr.Repo, db, env); !ok {
+		res.Err = fmt.Sprintf("the tern server has no target for %s database %s environment %s (targets: in its config)", pr.Repo, db, env)
+		return res, nil, nil
+	}
+	pl, err := b.planner.Plan(ctx, pr.Repo, db, env, desired)
+	if err != nil {
+		if ctx.Err() != nil {
+			return res, nil, err
+		}
+		res.Err = err.Error()
+		return res, nil, nil
+	}
+	sp := toStored(pr, db, env, desired, pl)
+	if err := b.st.SavePlan(ctx, sp); err != nil {
+		return res, nil, fmt.Errorf("save plan: %w", err)
+	}
+	res.Plan = pl
+	return res, sp, nil
 }
 
 // loadDesired reads and parses one database's schema files at the PR head.
@@ -183,22 +204,9 @@ func (b *Bot) publishPlan(ctx context.Context, gh *github.Client, pr *prInfo, ru
 	for _, r := range run.results {
 		planned[key(r.Database, r.Environment)] = r
 	}
-	var all []report.PlanResult
-	var names []string
-	for _, db := range run.repo.Databases {
-		for _, env := range db.Environments {
-			names = append(names, report.CheckName(db.Name, env))
-			if r, ok := planned[key(db.Name, env)]; ok {
-				all = append(all, r)
-				continue
-			}
-			sp, err := b.st.LatestPlan(ctx, pr.Repo, pr.Number, db.Name, env)
-			if err == nil && sp.HeadSHA == pr.HeadSHA {
-				all = append(all, report.PlanResult{Database: db.Name, Environment: env, Plan: fromStored(sp)})
-			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("latest plan: %w", err)
-			}
-		}
+	all, names, err := b.headResults(ctx, pr, run.repo, planned)
+	if err != nil {
+		return err
 	}
 	multi := len(run.repo.Databases) > 1
 	body := report.RenderPlanComment(report.PlanComment{HeadSHA: pr.HeadSHA, Results: all, MultiDB: multi})
@@ -211,11 +219,45 @@ func (b *Bot) publishPlan(ctx context.Context, gh *github.Client, pr *prInfo, ru
 	if err := b.setRef(ctx, pr.Repo, shaPRKey(pr.HeadSHA), int64(pr.Number), ""); err != nil {
 		return err
 	}
-	// Per database, environments in promotion order: the first with
-	// changes awaits apply, each later one waits for the one before it.
+	if err := b.setPlanChecks(ctx, gh, pr, run.repo, all, planned, multi); err != nil {
+		return err
+	}
+	return b.updateAggregate(ctx, gh, pr.Repo, pr.HeadSHA)
+}
+
+// headResults lists the plan results of the PR head in tern.yaml order:
+// planned's for the pairs planned now, the newest stored plan of the same
+// head for the others (pairs never planned at this head are left out). It
+// also returns the check names of every pair in tern.yaml.
+func (b *Bot) headResults(ctx context.Context, pr *prInfo, rc *config.Repo, planned map[string]report.PlanResult) ([]report.PlanResult, []string, error) {
+	var all []report.PlanResult
+	var names []string
+	for _, db := range rc.Databases {
+		for _, env := range db.Environments {
+			names = append(names, report.CheckName(db.Name, env))
+			if r, ok := planned[key(db.Name, env)]; ok {
+				all = append(all, r)
+				continue
+			}
+			sp, err := b.st.LatestPlan(ctx, pr.Repo, pr.Number, db.Name, env)
+			if err == nil && sp.HeadSHA == pr.HeadSHA {
+				all = append(all, report.PlanResult{Database: db.Name, Environment: env, Plan: fromStored(sp)})
+			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, nil, fmt.Errorf("latest plan: %w", err)
+			}
+		}
+	}
+	return all, names, nil
+}
+
+// setPlanChecks sets the check runs of the pairs planned now. Per
+// database, environments go in promotion order: the first with changes
+// (or a failed plan) awaits apply, each later one waits for the one before
+// it. A run an apply owns is left alone (see checkOwnedByApply).
+func (b *Bot) setPlanChecks(ctx context.Context, gh *github.Client, pr *prInfo, rc *config.Repo, all []report.PlanResult, planned map[string]report.PlanResult, multi bool) error {
 	blocked := map[string]bool{}
 	for _, r := range all {
-		rdb, _ := run.repo.Database(r.Database)
+		rdb, _ := rc.Database(r.Database)
 		waiting := ""
 		if blocked[r.Database] {
 			waiting = rdb.Previous(r.Environment)
@@ -227,17 +269,18 @@ func (b *Bot) publishPlan(ctx context.Context, gh *github.Client, pr *prInfo, ru
 			continue
 		}
 		c := report.PlanCheck(r, waiting, multi)
-		if skip, err := b.checkOwnedByApply(ctx, pr, r.Database, r.Environment, c); err != nil || skip {
-			if err != nil {
-				return err
-			}
+		skip, err := b.checkOwnedByApply(ctx, pr, r.Database, r.Environment, c)
+		if err != nil {
+			return err
+		}
+		if skip {
 			continue
 		}
 		if err := b.setCheck(ctx, gh, pr.Repo, pr.HeadSHA, c); err != nil {
 			return err
 		}
 	}
-	return b.updateAggregate(ctx, gh, pr.Repo, pr.HeadSHA)
+	return nil
 }
 
 // checkOwnedByApply reports whether a plan's check must leave the current
