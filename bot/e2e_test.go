@@ -358,6 +358,29 @@ func TestAutoplanSkipsPRWithoutSchemaChanges(t *testing.T) {
 	}
 }
 
+// A PR whose tern.yaml does not parse gets the error in one plan comment,
+// once per head however often it is delivered, and no check runs.
+func TestAutoplanShowsTernYAMLError(t *testing.T) {
+	h := newHarness(t)
+	f := files(usersV2)
+	f["tern.yaml"] = "databases: []\n"
+	h.openPR(6, sha1, f)
+	body, _ := fakegithub.PRPayload("synchronize", repoName, 6, sha1, inst)
+	h.deliver("pull_request", body)
+	cs := h.botComments(6)
+	if len(cs) != 1 {
+		t.Fatalf("%d bot comments, want 1 plan comment: %v", len(cs), cs)
+	}
+	for _, want := range []string{"<!-- tern:plan -->", "**Plan failed**: tern.yaml: databases: at least one database is required"} {
+		if !strings.Contains(cs[0], want) {
+			t.Errorf("plan comment lacks %q:\n%s", want, cs[0])
+		}
+	}
+	if c := h.check(sha1, "tern"); c != nil {
+		t.Errorf("tern check set on a PR whose tern.yaml does not parse: %s", c.GetOutput().GetTitle())
+	}
+}
+
 func TestApplyStagingThenProduction(t *testing.T) {
 	h := newHarness(t)
 	h.openPR(2, sha1, files(usersV2))

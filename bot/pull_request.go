@@ -42,18 +42,19 @@ func (b *Bot) onPullRequest(ctx context.Context, e *github.PullRequestEvent) err
 	if pr.State != "open" {
 		return nil
 	}
-	rc, err := b.readRepoConfig(ctx, gh, pr)
+	return b.autoplan(ctx, gh, pr)
+}
+
+// autoplan plans an open PR's head when the PR changes tern.yaml or a
+// schema file, or was planned before. A PR without tern.yaml is left
+// alone; one whose tern.yaml does not parse gets the error in its plan
+// comment; one that changes no schema file gets a passing `tern` check.
+func (b *Bot) autoplan(ctx context.Context, gh *github.Client, pr *prInfo) error {
+	rc, err := b.readRepoConfigShown(ctx, gh, pr)
 	var rce *repoConfigError
 	switch {
-	case errors.Is(err, errNoRepoConfig):
+	case errors.Is(err, errNoRepoConfig), errors.As(err, &rce):
 		return nil
-	case errors.As(err, &rce):
-		// Show the problem on the PR.
-		_, err = b.planPR(ctx, gh, pr, nil, "", "")
-		if errors.As(err, &rce) {
-			return nil
-		}
-		return err
 	case err != nil:
 		return err
 	}
@@ -69,10 +70,10 @@ func (b *Bot) onPullRequest(ctx context.Context, e *github.PullRequestEvent) err
 			return err
 		}
 		if !planned {
-			return b.setCheck(ctx, gh, repo, pr.HeadSHA, report.NoSchemaChangesCheck())
+			return b.setCheck(ctx, gh, pr.Repo, pr.HeadSHA, report.NoSchemaChangesCheck())
 		}
 	}
-	b.log.Info("autoplan", "repo", repo, "pr", n, "head", pr.HeadSHA)
+	b.log.Info("autoplan", "repo", pr.Repo, "pr", pr.Number, "head", pr.HeadSHA)
 	_, err = b.planPR(ctx, gh, pr, rc, "", "")
 	return err
 }
