@@ -148,7 +148,7 @@ func TestCleanupShadows(t *testing.T) {
 	if err != nil || n < 1 {
 		t.Fatalf("CleanupShadows = %d, %v", n, err)
 	}
-	for _, s := range shadowsLeft(t, srv) {
+	for _, s := range listShadows(t, srv) {
 		if s == old {
 			t.Errorf("%s survived", old)
 		}

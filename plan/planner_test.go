@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ternhq/tern/internal/testdb"
 )
@@ -72,6 +73,30 @@ func ddl(stmts []Statement) []string {
 // shadowsLeft lists shadow schemas on the server.
 func shadowsLeft(t *testing.T, srv *sql.DB) []string {
 	t.Helper()
+	// Other packages' tests plan on the same server at the same time, and
+	// their shadows live for a second or two. A shadow this package left
+	// behind stays: report those that are still there after 30 s.
+	left := listShadows(t, srv)
+	for deadline := time.Now().Add(30 * time.Second); len(left) > 0 && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		now := map[string]bool{}
+		for _, n := range listShadows(t, srv) {
+			now[n] = true
+		}
+		var still []string
+		for _, n := range left {
+			if now[n] {
+				still = append(still, n)
+			}
+		}
+		left = still
+	}
+	return left
+}
+
+// listShadows lists the shadow schemas on the server.
+func listShadows(t *testing.T, srv *sql.DB) []string {
+	t.Helper()
 	rows, err := srv.Query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '\\_tern\\_shadow\\_%'")
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +105,9 @@ func shadowsLeft(t *testing.T, srv *sql.DB) []string {
 	var out []string
 	for rows.Next() {
 		var n string
-		rows.Scan(&n)
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
 		out = append(out, n)
 	}
 	return out
