@@ -74,20 +74,7 @@ func TestContract2GitHubEnterpriseServerAPIURL(t *testing.T) {
 	}
 	w.env["SHOP_STAGING_DSN"] = liveDSN(t, stagingName)
 	w.gh.SetPermission(repoName, "alice", "write")
-	cfg := writeFile(t, "tern-server.yaml", `store:
-  dsn: ${TERN_STORE_DSN}
-github:
-  api_url: `+proxy.srv.URL+`/api/v3/
-  app_id: ${TERN_GITHUB_APP_ID}
-  private_key: ${TERN_GITHUB_PRIVATE_KEY}
-  webhook_secret: ${TERN_WEBHOOK_SECRET}
-targets:
-  - repository: acme/shop
-    database: shop
-    environment: staging
-    mysql:
-      dsn: ${SHOP_STAGING_DSN}
-`)
+	cfg := w.configAt(proxy.srv.URL+"/api/v3/", "  - {repository: acme/shop, database: shop, environment: staging, mysql: {dsn: \"${SHOP_STAGING_DSN}\"}}", "")
 	c := &cworld{world: w, cfg: cfg, staging: staging, stagingName: stagingName}
 	c.srv = w.serve(cfg)
 	yaml := "databases:\n  - name: shop\n    schema_dir: db/shop\n    environments: [staging]\n"

@@ -72,20 +72,7 @@ func TestContract2PermissionFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.env["SHOP_STAGING_DSN"] = liveDSN(t, stagingName)
-	cfg := writeFile(t, "tern-server.yaml", `store:
-  dsn: ${TERN_STORE_DSN}
-github:
-  api_url: `+proxy.srv.URL+`/
-  app_id: ${TERN_GITHUB_APP_ID}
-  private_key: ${TERN_GITHUB_PRIVATE_KEY}
-  webhook_secret: ${TERN_WEBHOOK_SECRET}
-targets:
-  - repository: acme/shop
-    database: shop
-    environment: staging
-    mysql:
-      dsn: ${SHOP_STAGING_DSN}
-`)
+	cfg := w.configAt(proxy.srv.URL+"/", "  - {repository: acme/shop, database: shop, environment: staging, mysql: {dsn: \"${SHOP_STAGING_DSN}\"}}", "")
 	c := &cworld{world: w, cfg: cfg, staging: staging, stagingName: stagingName}
 	c.srv = w.serve(cfg)
 	yaml := "databases:\n  - name: shop\n    schema_dir: db/shop\n    environments: [staging]\n"

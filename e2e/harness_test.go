@@ -79,6 +79,13 @@ func newWorld(t *testing.T) *world {
 // indented by the caller under their keys.
 func (w *world) config(targets, recovery string) string {
 	w.t.Helper()
+	return w.configAt(w.gh.URL, targets, recovery)
+}
+
+// configAt is config with github.api_url set to apiURL (a proxy in front of
+// the fake GitHub, say).
+func (w *world) configAt(apiURL, targets, recovery string) string {
+	w.t.Helper()
 	body := fmt.Sprintf(`store:
   dsn: ${TERN_STORE_DSN}
 github:
@@ -90,7 +97,7 @@ targets:
 %s
 recovery:
 %s
-`, w.gh.URL, targets, recovery)
+`, apiURL, targets, recovery)
 	return writeFile(w.t, "tern-server.yaml", body)
 }
 
