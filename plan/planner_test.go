@@ -13,7 +13,7 @@ import (
 )
 
 // corpusDir holds real public schemas (see its README).
-const corpusDir = "../../shared/schemas"
+const corpusDir = "../testdata/schemas"
 
 func corpus(t *testing.T) map[string]string {
 	t.Helper()

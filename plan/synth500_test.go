@@ -16,7 +16,7 @@ import (
 
 // synthDir is the planner benchmark: a 500-table live schema, the desired
 // one, and the changes between them.
-const synthDir = "../../shared/bench/synth500"
+const synthDir = "../testdata/bench/synth500"
 
 // loadFile parses a schema file and loads its tables into db over n
 // connections (FOREIGN_KEY_CHECKS=0), returning the parsed schema.

@@ -13,7 +13,7 @@ import (
 
 // The webhook payloads are built here from go-github's event types rather
 // than with fakegithub.PRPayload and CommentPayload: those start from
-// fixture files under ../shared/ beside the source tree, which a tern
+// fixture files under the module's testdata/, which a tern
 // binary run anywhere else does not have. The bot parses deliveries with
 // github.ParseWebHook, so these carry every field it reads.
 

@@ -45,9 +45,8 @@ func Deliver(ctx context.Context, url, event, deliveryID, secret string, body []
 	return resp, nil
 }
 
-// Fixture reads the webhook payload fixture name from
-// ../shared/fixtures/github/, relative to the directory holding go.mod found
-// by walking up from the working directory (CI puts shared/ beside the clone).
+// Fixture reads the webhook payload fixture name from testdata/github/ at
+// the module root, found by walking up from the working directory to go.mod.
 func Fixture(name string) ([]byte, error) {
 	dir, err := os.Getwd()
 	if err != nil {
@@ -63,7 +62,7 @@ func Fixture(name string) ([]byte, error) {
 		}
 		dir = parent
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "..", "shared", "fixtures", "github", name))
+	b, err := os.ReadFile(filepath.Join(dir, "testdata", "github", name))
 	if err != nil {
 		return nil, fmt.Errorf("fixture %s: %w", name, err)
 	}
