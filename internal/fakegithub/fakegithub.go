@@ -50,6 +50,7 @@ type Server struct {
 	requests      []Request
 	faults        []*fault
 	reopened      []ReopenedRun
+	treeLimit     int // most entries a tree answer holds; 0: MaxTreeEntries
 }
 
 // Request is one request the server received, as logged by Requests.
@@ -90,6 +91,8 @@ type repo struct {
 	pulls          map[int]*pull
 	issues         map[int]bool                 // every known issue number, PRs included
 	trees          map[string]map[string]string // commit sha -> path -> content
+	modes          map[string]map[string]string // commit sha -> path -> git mode other than 100644
+	indexes        map[string]*treeIndex        // commit sha -> its trees, built on first use
 	refs           map[string]string            // branch name -> commit sha
 	perms          map[string]string            // login -> role
 	comments       []*comment
@@ -102,6 +105,7 @@ type pull struct {
 	number    int
 	headSHA   string
 	headRef   string
+	headRepo  string // "owner/name" of a fork the head lives in; "": the repo itself
 	baseSHA   string
 	state     string
 	merged    bool
@@ -334,6 +338,8 @@ func (s *Server) repoLocked(fullName string) *repo {
 		pulls:      map[int]*pull{},
 		issues:     map[int]bool{},
 		trees:      map[string]map[string]string{},
+		modes:      map[string]map[string]string{},
+		indexes:    map[string]*treeIndex{},
 		refs:       map[string]string{"main": baseSHA},
 		perms:      map[string]string{},
 		reactions:  map[int64][]reaction{},

@@ -2,7 +2,6 @@ package fakegithub
 
 import (
 	"crypto/sha1"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -165,10 +164,7 @@ func (s *Server) pullObj(rp *repo, p *pull) *github.PullRequest {
 		UpdatedAt:    ts(p.updated),
 		URL:          github.String(fmt.Sprintf("%srepos/%s/pulls/%d", s.URL, rp.fullName, p.number)),
 		HTMLURL:      github.String(fmt.Sprintf("https://github.com/%s/pull/%d", rp.fullName, p.number)),
-		Head: &github.PullRequestBranch{
-			Label: github.String(owner + ":" + p.headRef), Ref: github.String(p.headRef),
-			SHA: github.String(p.headSHA), Repo: repoObj,
-		},
+		Head: s.headBranch(rp, p, repoObj),
 		Base: &github.PullRequestBranch{
 			Label: github.String(owner + ":main"), Ref: github.String("main"),
 			SHA: github.String(p.baseSHA), Repo: repoObj,
@@ -199,7 +195,7 @@ func (s *Server) handleGetPull(w http.ResponseWriter, r *http.Request, rp *repo)
 
 func (s *Server) handlePullFiles(w http.ResponseWriter, r *http.Request, rp *repo) {
 	if p, ok := s.findPull(w, r, rp); ok {
-		writeJSON(w, http.StatusOK, paginate(w, r, p.files))
+		writeJSON(w, http.StatusOK, paginate(w, r, p.files[:min(len(p.files), MaxPullFiles)]))
 	}
 }
 
@@ -209,218 +205,7 @@ func (s *Server) handlePullReviews(w http.ResponseWriter, r *http.Request, rp *r
 	}
 }
 
-// ---- contents, trees, blobs ----
-
-// resolveRef maps a branch name or commit SHA to a commit SHA with a tree.
-func (rp *repo) resolveRef(ref string) (string, bool) {
-	if ref == "" {
-		ref = "main"
-	}
-	ref = strings.TrimPrefix(strings.TrimPrefix(ref, "refs/heads/"), "heads/")
-	if sha, ok := rp.refs[ref]; ok {
-		return sha, true
-	}
-	if _, ok := rp.trees[ref]; ok {
-		return ref, true
-	}
-	return "", false
-}
-
-// entry is one direct child of a directory in a commit's tree.
-type entry struct {
-	name, path, typ, sha string
-	size                 int
-}
-
-// children lists the direct children of dir ("" for the root) in files.
-func children(files map[string]string, dir string) []entry {
-	prefix := ""
-	if dir != "" {
-		prefix = dir + "/"
-	}
-	seen := map[string]bool{}
-	var out []entry
-	for p, c := range files {
-		if !strings.HasPrefix(p, prefix) {
-			continue
-		}
-		rest := p[len(prefix):]
-		name, _, isDir := strings.Cut(rest, "/")
-		if seen[name] {
-			continue
-		}
-		seen[name] = true
-		if isDir {
-			out = append(out, entry{name: name, path: prefix + name, typ: "dir", sha: treeSHA(files, prefix+name)})
-		} else {
-			out = append(out, entry{name: name, path: p, typ: "file", sha: blobSHA(c), size: len(c)})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
-}
-
-// treeSHA is a stable id for the directory dir of files.
-func treeSHA(files map[string]string, dir string) string {
-	prefix := ""
-	if dir != "" {
-		prefix = dir + "/"
-	}
-	var paths []string
-	for p := range files {
-		if strings.HasPrefix(p, prefix) {
-			paths = append(paths, p)
-		}
-	}
-	sort.Strings(paths)
-	h := sha1.New()
-	fmt.Fprintf(h, "tree %s\x00", dir)
-	for _, p := range paths {
-		fmt.Fprintf(h, "%s\x00%s\n", p[len(prefix):], blobSHA(files[p]))
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func isDir(files map[string]string, dir string) bool {
-	for p := range files {
-		if strings.HasPrefix(p, dir+"/") {
-			return true
-		}
-	}
-	return false
-}
-
-// wrap64 encodes content as GitHub does: base64 in lines of 60 characters.
-func wrap64(content string) string {
-	enc := base64.StdEncoding.EncodeToString([]byte(content))
-	var b strings.Builder
-	for len(enc) > 60 {
-		b.WriteString(enc[:60])
-		b.WriteByte('\n')
-		enc = enc[60:]
-	}
-	b.WriteString(enc)
-	b.WriteByte('\n')
-	return b.String()
-}
-
-func (s *Server) handleContents(w http.ResponseWriter, r *http.Request, rp *repo) {
-	ref := r.URL.Query().Get("ref")
-	sha, ok := rp.resolveRef(ref)
-	if !ok {
-		writeError(w, http.StatusNotFound, "No commit found for the ref "+ref, docContents)
-		return
-	}
-	files := rp.trees[sha]
-	p := strings.Trim(r.PathValue("path"), "/")
-	q := "?ref=" + url.QueryEscape(sha)
-	if c, ok := files[p]; ok && p != "" {
-		name := p[strings.LastIndex(p, "/")+1:]
-		writeJSON(w, http.StatusOK, &github.RepositoryContent{
-			Type: github.String("file"), Encoding: github.String("base64"), Size: github.Int(len(c)),
-			Name: github.String(name), Path: github.String(p), Content: github.String(wrap64(c)),
-			SHA:         github.String(blobSHA(c)),
-			URL:         github.String(fmt.Sprintf("%srepos/%s/contents/%s%s", s.URL, rp.fullName, p, q)),
-			HTMLURL:     github.String(fmt.Sprintf("https://github.com/%s/blob/%s/%s", rp.fullName, sha, p)),
-			DownloadURL: github.String(fmt.Sprintf("https://raw.githubusercontent.com/%s/%s/%s", rp.fullName, sha, p)),
-		})
-		return
-	}
-	if p != "" && !isDir(files, p) {
-		writeError(w, http.StatusNotFound, "Not Found", docContents)
-		return
-	}
-	out := []*github.RepositoryContent{}
-	for _, e := range children(files, p) {
-		typ := e.typ
-		out = append(out, &github.RepositoryContent{
-			Type: github.String(typ), Name: github.String(e.name), Path: github.String(e.path),
-			SHA: github.String(e.sha), Size: github.Int(e.size),
-			URL:     github.String(fmt.Sprintf("%srepos/%s/contents/%s%s", s.URL, rp.fullName, e.path, q)),
-			HTMLURL: github.String(fmt.Sprintf("https://github.com/%s/tree/%s/%s", rp.fullName, sha, e.path)),
-		})
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// findTree resolves a commit SHA, branch or tree SHA to files and the
-// directory it names.
-func (rp *repo) findTree(id string) (files map[string]string, dir string, ok bool) {
-	if sha, ok := rp.resolveRef(id); ok {
-		return rp.trees[sha], "", true
-	}
-	for _, files := range rp.trees {
-		if treeSHA(files, "") == id {
-			return files, "", true
-		}
-		for p := range files {
-			for d := p; strings.Contains(d, "/"); {
-				d = d[:strings.LastIndex(d, "/")]
-				if treeSHA(files, d) == id {
-					return files, d, true
-				}
-			}
-		}
-	}
-	return nil, "", false
-}
-
-func (s *Server) handleTree(w http.ResponseWriter, r *http.Request, rp *repo) {
-	files, dir, ok := rp.findTree(r.PathValue("sha"))
-	if !ok {
-		writeError(w, http.StatusNotFound, "Not Found", docTrees)
-		return
-	}
-	recursive := r.URL.Query().Get("recursive") != ""
-	var entries []*github.TreeEntry
-	var walk func(d, rel string)
-	walk = func(d, rel string) {
-		for _, e := range children(files, d) {
-			p := e.name
-			if rel != "" {
-				p = rel + "/" + e.name
-			}
-			te := &github.TreeEntry{Path: github.String(p), SHA: github.String(e.sha)}
-			if e.typ == "dir" {
-				te.Type, te.Mode = github.String("tree"), github.String("040000")
-			} else {
-				te.Type, te.Mode, te.Size = github.String("blob"), github.String("100644"), github.Int(e.size)
-			}
-			entries = append(entries, te)
-			if e.typ == "dir" && recursive {
-				walk(e.path, p)
-			}
-		}
-	}
-	walk(dir, "")
-	if entries == nil {
-		entries = []*github.TreeEntry{}
-	}
-	writeJSON(w, http.StatusOK, &github.Tree{SHA: github.String(treeSHA(files, dir)), Entries: entries, Truncated: github.Bool(false)})
-}
-
-func (s *Server) handleBlob(w http.ResponseWriter, r *http.Request, rp *repo) {
-	sha := r.PathValue("sha")
-	for _, files := range rp.trees {
-		for _, c := range files {
-			if blobSHA(c) != sha {
-				continue
-			}
-			if strings.Contains(r.Header.Get("Accept"), "raw") {
-				w.Header().Set("Content-Type", "application/vnd.github.raw")
-				_, _ = w.Write([]byte(c))
-				return
-			}
-			writeJSON(w, http.StatusOK, &github.Blob{
-				SHA: github.String(sha), Size: github.Int(len(c)), Encoding: github.String("base64"),
-				Content: github.String(wrap64(c)),
-				URL:     github.String(fmt.Sprintf("%srepos/%s/git/blobs/%s", s.URL, rp.fullName, sha)),
-			})
-			return
-		}
-	}
-	writeError(w, http.StatusNotFound, "Not Found", docBlobs)
-}
+// ---- contents, trees, blobs: see trees.go ----
 
 // blobSHA is git's object id of a blob holding content.
 func blobSHA(content string) string {

@@ -41,19 +41,19 @@ func (s *Server) OpenPR(repo string, number int, headSHA string, files map[strin
 		number:  number,
 		headSHA: headSHA,
 		headRef: fmt.Sprintf("pr-%d", number),
-		baseSHA: baseSHA,
+		baseSHA: r.refs["main"],
 		state:   "open",
 		author:  "contributor",
 		created: now,
 		updated: now,
 	}
 	if old, ok := r.pulls[number]; ok {
-		p.reviews, p.mergeable, p.author, p.created = old.reviews, old.mergeable, old.author, old.created
+		p.reviews, p.mergeable, p.author, p.created, p.headRepo = old.reviews, old.mergeable, old.author, old.created, old.headRepo
 	}
 	p.files = diffFiles(nil, files)
 	r.pulls[number] = p
 	r.issues[number] = true
-	r.trees[headSHA] = copyFiles(files)
+	r.setTree(headSHA, files)
 	r.refs[p.headRef] = headSHA
 }
 
@@ -72,7 +72,7 @@ func (s *Server) Push(repo string, number int, headSHA string, files map[string]
 	p.files = diffFiles(r.trees[p.headSHA], files)
 	p.headSHA = headSHA
 	p.updated = time.Now().UTC().Truncate(time.Second)
-	r.trees[headSHA] = copyFiles(files)
+	r.setTree(headSHA, files)
 	r.refs[p.headRef] = headSHA
 }
 
