@@ -164,7 +164,7 @@ func (s *Server) pullObj(rp *repo, p *pull) *github.PullRequest {
 		UpdatedAt:    ts(p.updated),
 		URL:          github.String(fmt.Sprintf("%srepos/%s/pulls/%d", s.URL, rp.fullName, p.number)),
 		HTMLURL:      github.String(fmt.Sprintf("https://github.com/%s/pull/%d", rp.fullName, p.number)),
-		Head: s.headBranch(rp, p, repoObj),
+		Head:         s.headBranch(rp, p, repoObj),
 		Base: &github.PullRequestBranch{
 			Label: github.String(owner + ":main"), Ref: github.String("main"),
 			SHA: github.String(p.baseSHA), Repo: repoObj,
