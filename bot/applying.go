@@ -19,10 +19,15 @@ import (
 // changes, the lock, and no other active apply on the target. Nothing is
 // queued unless every database passes the checks.
 func (b *Bot) cmdApply(ctx context.Context, gh *github.Client, pr *prInfo, cmd *Command, user string) error {
-	rc, err := b.readRepoConfig(ctx, gh, pr)
+	pol, err := b.readPolicy(ctx, gh, pr)
 	if err != nil {
 		return b.asRefusal(cmd, err)
 	}
+	if pol.planOnly != "" {
+		return refuse(report.Refusal(cmd.Line, pol.planOnly+": tern applies only under a policy that is on the base branch, so nothing can be applied from this pull request.",
+			"Merge `tern.yaml` first (with schema files that match the live schema), then apply schema changes from later pull requests."))
+	}
+	rc := pol.repo
 	pairs, err := targetsOf(rc, cmd.Database, cmd.Environment)
 	if err != nil {
 		return b.asRefusal(cmd, err)
@@ -40,7 +45,7 @@ func (b *Bot) cmdApply(ctx context.Context, gh *github.Client, pr *prInfo, cmd *
 			return fmt.Errorf("latest plan: %w", err)
 		}
 	}
-	run, err := b.planPR(ctx, gh, pr, rc, cmd.Database, cmd.Environment)
+	run, err := b.planPR(ctx, gh, pr, pol, cmd.Database, cmd.Environment)
 	if err != nil {
 		return b.asRefusal(cmd, err)
 	}

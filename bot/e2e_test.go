@@ -222,14 +222,26 @@ func (h *harness) waitFor(what string, cond func() bool) {
 	}
 }
 
+// openPR opens pull request n whose head tree is f. Its base commit holds
+// the same tern.yaml as f (none when f has none) and no schema files, as
+// for a repository where tern is set up and the PR adds the schema.
 func (h *harness) openPR(n int, sha string, f map[string]string) {
 	h.t.Helper()
+	h.gh.SetBase(repoName, baseOf(f))
 	h.gh.OpenPR(repoName, n, sha, f)
 	body, err := fakegithub.PRPayload("opened", repoName, n, sha, inst)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	h.deliver("pull_request", body)
+}
+
+// baseOf is the base tree for a head tree f: its tern.yaml alone.
+func baseOf(f map[string]string) map[string]string {
+	if y, ok := f["tern.yaml"]; ok {
+		return map[string]string{"tern.yaml": y}
+	}
+	return map[string]string{}
 }
 
 // comment posts a comment as user and delivers its webhook; it returns the
@@ -740,8 +752,9 @@ func TestPRWithoutSchemaChangesPassesTern(t *testing.T) {
 		f["README.md"] = "docs"
 		return f
 	}
-	// #5 has tern.yaml and schema files at its head, but this push changed
-	// only the README, and tern never planned it.
+	// #5 has tern.yaml and schema files at its head, the same as its base:
+	// it changes only the README, and tern never planned it.
+	h.gh.SetBase(repoName, files(usersV2))
 	h.gh.OpenPR(repoName, 5, sha1, files(usersV2))
 	h.gh.Push(repoName, 5, sha2, withReadme(files(usersV2)))
 	body, _ := fakegithub.PRPayload("synchronize", repoName, 5, sha2, inst)

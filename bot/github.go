@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path"
-	"sort"
 	"strings"
 
 	"github.com/google/go-github/v60/github"
 
 	"github.com/ternhq/tern/config"
-	"github.com/ternhq/tern/plan"
 )
 
 // prInfo is what tern needs to know about a pull request.
@@ -21,6 +18,9 @@ type prInfo struct {
 	Repo           string // owner/name
 	Number         int
 	HeadSHA        string
+	BaseSHA        string // the base commit GitHub reports; policy is read there
+	BaseRef        string // the base branch
+	HeadRepo       string // owner/name the head lives in (a fork's, for a fork PR)
 	InstallationID int64
 	State          string // open, closed
 	Merged         bool
@@ -40,6 +40,7 @@ func (b *Bot) getPR(ctx context.Context, gh *github.Client, repo string, n int, 
 		return nil, fmt.Errorf("get pull request %s#%d: %w", repo, n, err)
 	}
 	return &prInfo{Owner: owner, Name: name, Repo: repo, Number: n, HeadSHA: p.GetHead().GetSHA(),
+		BaseSHA: p.GetBase().GetSHA(), BaseRef: p.GetBase().GetRef(), HeadRepo: p.GetHead().GetRepo().GetFullName(),
 		InstallationID: inst, State: p.GetState(), Merged: p.GetMerged(), Mergeable: p.Mergeable}, nil
 }
 
@@ -48,121 +49,14 @@ func isNotFound(err error) bool {
 	return errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusNotFound
 }
 
-// errNoRepoConfig is returned when the head commit has no tern.yaml.
+// errNoRepoConfig is returned when neither the base nor the head commit
+// has a tern.yaml.
 var errNoRepoConfig = errors.New("no " + config.RepoFile + " at the repository root")
-
-// readRepoConfig reads and parses tern.yaml at the PR head. A parse error
-// is returned as *repoConfigError so it can be shown on the PR.
-func (b *Bot) readRepoConfig(ctx context.Context, gh *github.Client, pr *prInfo) (*config.Repo, error) {
-	data, err := b.readFile(ctx, gh, pr, config.RepoFile)
-	if err != nil {
-		if isNotFound(err) {
-			return nil, errNoRepoConfig
-		}
-		return nil, err
-	}
-	rc, err := config.ParseRepo(data)
-	if err != nil {
-		return nil, &repoConfigError{err}
-	}
-	return rc, nil
-}
 
 type repoConfigError struct{ err error }
 
 func (e *repoConfigError) Error() string { return e.err.Error() }
 func (e *repoConfigError) Unwrap() error { return e.err }
-
-func (b *Bot) readFile(ctx context.Context, gh *github.Client, pr *prInfo, p string) ([]byte, error) {
-	fc, _, _, err := gh.Repositories.GetContents(ctx, pr.Owner, pr.Name, p, &github.RepositoryContentGetOptions{Ref: pr.HeadSHA})
-	if err != nil {
-		return nil, fmt.Errorf("read %s at %s: %w", p, pr.HeadSHA, err)
-	}
-	if fc == nil {
-		return nil, fmt.Errorf("read %s at %s: it is a directory", p, pr.HeadSHA)
-	}
-	s, err := fc.GetContent()
-	if err != nil {
-		return nil, fmt.Errorf("read %s at %s: %w", p, pr.HeadSHA, err)
-	}
-	return []byte(s), nil
-}
-
-// readSchemaFiles reads every *.sql file under dir, recursively, at the PR
-// head. A missing directory gives no files (the planner refuses that).
-func (b *Bot) readSchemaFiles(ctx context.Context, gh *github.Client, pr *prInfo, dir string) ([]plan.File, error) {
-	var files []plan.File
-	var walk func(d string, depth int) error
-	walk = func(d string, depth int) error {
-		if depth > 16 {
-			return fmt.Errorf("read %s: directories nested too deep", d)
-		}
-		_, entries, _, err := gh.Repositories.GetContents(ctx, pr.Owner, pr.Name, d, &github.RepositoryContentGetOptions{Ref: pr.HeadSHA})
-		if err != nil {
-			if isNotFound(err) && depth == 0 {
-				return nil
-			}
-			return fmt.Errorf("list %s at %s: %w", d, pr.HeadSHA, err)
-		}
-		sort.Slice(entries, func(i, j int) bool { return entries[i].GetPath() < entries[j].GetPath() })
-		for _, e := range entries {
-			p := e.GetPath()
-			if p == "" {
-				p = path.Join(d, e.GetName())
-			}
-			switch e.GetType() {
-			case "dir":
-				if err := walk(p, depth+1); err != nil {
-					return err
-				}
-			case "file":
-				if !strings.HasSuffix(p, ".sql") {
-					continue
-				}
-				data, err := b.readFile(ctx, gh, pr, p)
-				if err != nil {
-					return err
-				}
-				files = append(files, plan.File{Path: p, Data: data})
-			}
-		}
-		return nil
-	}
-	if err := walk(dir, 0); err != nil {
-		return nil, err
-	}
-	return files, nil
-}
-
-// touchesSchema reports whether the PR changes tern.yaml or a schema file.
-func (b *Bot) touchesSchema(ctx context.Context, gh *github.Client, pr *prInfo, rc *config.Repo) (bool, error) {
-	opt := &github.ListOptions{PerPage: 100}
-	for {
-		files, resp, err := gh.PullRequests.ListFiles(ctx, pr.Owner, pr.Name, pr.Number, opt)
-		if err != nil {
-			return false, fmt.Errorf("list files of %s#%d: %w", pr.Repo, pr.Number, err)
-		}
-		for _, f := range files {
-			for _, name := range []string{f.GetFilename(), f.GetPreviousFilename()} {
-				if name == "" {
-					continue
-				}
-				if name == config.RepoFile {
-					return true, nil
-				}
-				for _, db := range rc.Databases {
-					if strings.HasSuffix(name, ".sql") && strings.HasPrefix(name, db.SchemaDirClean()+"/") {
-						return true, nil
-					}
-				}
-			}
-		}
-		if resp.NextPage == 0 {
-			return false, nil
-		}
-		opt.Page = resp.NextPage
-	}
-}
 
 // permission returns the user's role on the repository: the
 // collaborator-permission API's role_name, falling back to permission

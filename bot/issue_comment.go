@@ -129,7 +129,7 @@ func (b *Bot) asRefusal(cmd *Command, err error) error {
 	var rce *repoConfigError
 	switch {
 	case errors.Is(err, errNoRepoConfig):
-		return refuse(report.Refusal(cmd.Line, "this pull request's head commit has no `tern.yaml` at the repository root.", "Add one (see the tern README)."))
+		return refuse(report.Refusal(cmd.Line, "neither this pull request's head commit nor its base has a `tern.yaml` at the repository root.", "Add one (see the tern README)."))
 	case errors.As(err, &rce):
 		return refuse(report.Refusal(cmd.Line, "`tern.yaml` is invalid: "+rce.Error(), "Fix it and push."))
 	case errors.As(err, &fe):
@@ -182,11 +182,11 @@ func (b *Bot) cmdUnlock(ctx context.Context, gh *github.Client, pr *prInfo, cmd 
 // matchingDatabases returns the databases of tern.yaml that have env and
 // match the -d filter.
 func (b *Bot) matchingDatabases(ctx context.Context, gh *github.Client, pr *prInfo, cmd *Command) ([]string, error) {
-	rc, err := b.readRepoConfig(ctx, gh, pr)
+	pol, err := b.readPolicy(ctx, gh, pr)
 	if err != nil {
 		return nil, b.asRefusal(cmd, err)
 	}
-	pairs, err := targetsOf(rc, cmd.Database, cmd.Environment)
+	pairs, err := targetsOf(pol.repo, cmd.Database, cmd.Environment)
 	if err != nil {
 		return nil, b.asRefusal(cmd, err)
 	}

@@ -37,6 +37,7 @@ func (p targetPlanner) Plan(ctx context.Context, repo, database, env string, d *
 
 // planRun is the outcome of planning a PR head.
 type planRun struct {
+	policy  *repoPolicy
 	repo    *config.Repo
 	results []report.PlanResult
 	// plans and stored are keyed by database + "\x00" + environment.
@@ -94,26 +95,28 @@ func orAll(db string) string {
 
 // planPR plans the PR head for the (database, environment) pairs matching
 // the filters, stores the plans, and updates the plan comment and check
-// runs. rc may be nil, in which case tern.yaml is read.
-func (b *Bot) planPR(ctx context.Context, gh *github.Client, pr *prInfo, rc *config.Repo, dbFilter, envFilter string) (*planRun, error) {
-	if rc == nil {
+// runs. pol may be nil, in which case tern.yaml is read at the base and the
+// head (see readPolicy).
+func (b *Bot) planPR(ctx context.Context, gh *github.Client, pr *prInfo, pol *repoPolicy, dbFilter, envFilter string) (*planRun, error) {
+	if pol == nil {
 		var err error
-		if rc, err = b.readRepoConfigShown(ctx, gh, pr); err != nil {
+		if pol, err = b.readPolicyShown(ctx, gh, pr); err != nil {
 			return nil, err
 		}
 	}
+	rc := pol.repo
 	pairs, err := targetsOf(rc, dbFilter, envFilter)
 	if err != nil {
 		return nil, err
 	}
-	run := &planRun{repo: rc, plans: map[string]*plan.Plan{}, stored: map[string]*store.Plan{}}
+	run := &planRun{policy: pol, repo: rc, plans: map[string]*plan.Plan{}, stored: map[string]*store.Plan{}}
 	// Each database's schema files are read and parsed once.
 	desired := map[string]*plan.Desired{}
 	desiredErr := map[string]error{}
 	for _, p := range pairs {
 		db, env := p[0], p[1]
 		if _, done := desired[db]; !done && desiredErr[db] == nil {
-			d, err := b.loadDesired(ctx, gh, pr, rc, db)
+			d, err := loadDesired(ctx, pol.head, rc, db)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil, err
@@ -142,11 +145,11 @@ func (b *Bot) planPR(ctx context.Context, gh *github.Client, pr *prInfo, rc *con
 	return run, nil
 }
 
-// readRepoConfigShown reads tern.yaml at the PR head like readRepoConfig,
-// and when it does not parse, shows what is wrong with it in the plan
+// readPolicyShown reads the policy like readPolicy, and when the head's
+// tern.yaml does not parse, shows what is wrong with it in the plan
 // comment, where people look.
-func (b *Bot) readRepoConfigShown(ctx context.Context, gh *github.Client, pr *prInfo) (*config.Repo, error) {
-	rc, err := b.readRepoConfig(ctx, gh, pr)
+func (b *Bot) readPolicyShown(ctx context.Context, gh *github.Client, pr *prInfo) (*repoPolicy, error) {
+	rc, err := b.readPolicy(ctx, gh, pr)
 	var rce *repoConfigError
 	if errors.As(err, &rce) {
 		body := report.RenderPlanComment(report.PlanComment{HeadSHA: pr.HeadSHA, ConfigErr: rce.Error()})
@@ -184,9 +187,9 @@ func (b *Bot) planTarget(ctx context.Context, pr *prInfo, db, env string, desire
 }
 
 // loadDesired reads and parses one database's schema files at the PR head.
-func (b *Bot) loadDesired(ctx context.Context, gh *github.Client, pr *prInfo, rc *config.Repo, db string) (*plan.Desired, error) {
+func loadDesired(ctx context.Context, head *commitReader, rc *config.Repo, db string) (*plan.Desired, error) {
 	rdb, _ := rc.Database(db)
-	files, err := b.readSchemaFiles(ctx, gh, pr, rdb.SchemaDirClean())
+	files, err := head.schemaFiles(ctx, rdb.SchemaDirClean())
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +212,8 @@ func (b *Bot) publishPlan(ctx context.Context, gh *github.Client, pr *prInfo, ru
 		return err
 	}
 	multi := len(run.repo.Databases) > 1
-	body := report.RenderPlanComment(report.PlanComment{HeadSHA: pr.HeadSHA, Results: all, MultiDB: multi})
+	body := report.RenderPlanComment(report.PlanComment{HeadSHA: pr.HeadSHA, Results: all, MultiDB: multi,
+		PolicyChanges: run.policy.changes, PlanOnly: run.policy.planOnly})
 	if err := b.upsertComment(ctx, gh, pr.Repo, pr.Number, planCommentKey(pr.Number), report.PlanMarker(), body); err != nil {
 		return err
 	}

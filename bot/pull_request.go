@@ -50,7 +50,7 @@ func (b *Bot) onPullRequest(ctx context.Context, e *github.PullRequestEvent) err
 // alone; one whose tern.yaml does not parse gets the error in its plan
 // comment; one that changes no schema file gets a passing `tern` check.
 func (b *Bot) autoplan(ctx context.Context, gh *github.Client, pr *prInfo) error {
-	rc, err := b.readRepoConfigShown(ctx, gh, pr)
+	pol, err := b.readPolicyShown(ctx, gh, pr)
 	var rce *repoConfigError
 	switch {
 	case errors.Is(err, errNoRepoConfig), errors.As(err, &rce):
@@ -58,7 +58,8 @@ func (b *Bot) autoplan(ctx context.Context, gh *github.Client, pr *prInfo) error
 	case err != nil:
 		return err
 	}
-	touched, err := b.touchesSchema(ctx, gh, pr, rc)
+	rc := pol.repo
+	touched, err := touchesSchema(ctx, pol.base, pol.head, pol.baseRepo, pol.headRepo)
 	if err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func (b *Bot) autoplan(ctx context.Context, gh *github.Client, pr *prInfo) error
 		}
 	}
 	b.log.Info("autoplan", "repo", pr.Repo, "pr", pr.Number, "head", pr.HeadSHA)
-	_, err = b.planPR(ctx, gh, pr, rc, "", "")
+	_, err = b.planPR(ctx, gh, pr, pol, "", "")
 	return err
 }
 

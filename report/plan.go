@@ -31,6 +31,13 @@ type PlanComment struct {
 	// MultiDB makes the next commands name -d, because tern.yaml has more
 	// than one database.
 	MultiDB bool
+	// PolicyChanges names the policy keys (apply_requirements, databases,
+	// environments) the PR's tern.yaml changes: the PR is planned and gated
+	// under the base branch's, and the new policy takes effect after merge.
+	PolicyChanges []string
+	// PlanOnly, when set, says why nothing can be applied from this PR
+	// (the base branch has no usable tern.yaml).
+	PlanOnly string
 }
 
 // RenderPlanComment renders the plan comment. It never exceeds MaxComment.
@@ -45,6 +52,12 @@ func renderPlanComment(c PlanComment, budget int) string {
 	if c.ConfigErr != "" {
 		fmt.Fprintf(&b, "**Plan failed**: %s\n\nFix `tern.yaml` and push; tern plans again on the next commit, or comment `/tern plan`.\n", oneLine(c.ConfigErr))
 		return b.String()
+	}
+	if len(c.PolicyChanges) > 0 {
+		fmt.Fprintf(&b, "> **Policy changes take effect after merge.** This pull request changes %s in `tern.yaml`; it is planned and gated under the `tern.yaml` of its base branch.\n\n", strings.Join(c.PolicyChanges, ", "))
+	}
+	if c.PlanOnly != "" {
+		fmt.Fprintf(&b, "> **Plan only**: %s, so nothing can be applied from this pull request. Merge `tern.yaml` first (with schema files that match the live schema), then apply schema changes from later pull requests.\n\n", oneLine(c.PlanOnly))
 	}
 	if len(c.Results) == 0 {
 		b.WriteString("Nothing to plan: no database or environment matched.\n")
@@ -71,7 +84,7 @@ func renderPlanComment(c PlanComment, budget int) string {
 			b.WriteString(renderFindings(r.Plan.Findings))
 			b.WriteString("\n")
 		}
-		if n, ok := next[r.Database+"\x00"+r.Environment]; ok {
+		if n, ok := next[r.Database+"\x00"+r.Environment]; ok && c.PlanOnly == "" {
 			b.WriteString(n + "\n\n")
 		}
 	}

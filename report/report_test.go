@@ -76,6 +76,12 @@ func TestGolden(t *testing.T) {
 			{Database: "crm", Environment: "production", Plan: dropCol},
 			{Database: "logs", Environment: "staging", Err: "db/logs/events.sql:3: only CREATE TABLE statements are allowed"},
 		}, MultiDB: true})},
+		{"plan_comment_policy_changes", RenderPlanComment(PlanComment{HeadSHA: sha, Results: []PlanResult{
+			{Database: "shop", Environment: "staging", Plan: addEmail},
+		}, PolicyChanges: []string{"`apply_requirements`", "the environments of `shop`"}})},
+		{"plan_comment_plan_only", RenderPlanComment(PlanComment{HeadSHA: sha, Results: []PlanResult{
+			{Database: "shop", Environment: "staging", Plan: addEmail},
+		}, PlanOnly: "the base branch `main` has no `tern.yaml` yet"})},
 		{"plan_comment_config_error", RenderPlanComment(PlanComment{HeadSHA: sha, ConfigErr: "tern.yaml: databases: at least one database is required"})},
 		{"apply_comment_running", ApplyComment(applyIn(store.Running, 1, ""), tasksIn(store.Completed, store.Running))},
 		{"apply_comment_retrying", ApplyComment(applyIn(store.FailedRetryable, 2, "Error 1205: Lock wait timeout exceeded"), tasksIn(store.Completed, store.FailedRetryable))},
