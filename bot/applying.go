@@ -153,15 +153,15 @@ func codeList(items []string) string {
 	return "`" + strings.Join(items, "`, `") + "`"
 }
 
-// checkRequirements enforces tern.yaml's apply_requirements.
+// checkRequirements enforces apply_requirements of the base's tern.yaml.
 func (b *Bot) checkRequirements(ctx context.Context, gh *github.Client, pr *prInfo, rc *config.Repo, cmd *Command) error {
 	if slices.Contains(rc.ApplyRequirements, config.RequireApproved) {
-		ok, err := b.approved(ctx, gh, pr)
+		ok, detail, err := b.approved(ctx, gh, pr)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return refuse(report.RefuseRequirement(cmd.Line, config.RequireApproved, "this pull request has no approving review, or a reviewer requested changes."))
+			return refuse(report.RefuseRequirement(cmd.Line, config.RequireApproved, detail))
 		}
 	}
 	if slices.Contains(rc.ApplyRequirements, config.RequireMergeable) {

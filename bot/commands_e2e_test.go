@@ -88,6 +88,8 @@ func TestApplyRequirements(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.requirement, func(t *testing.T) {
 			h := newHarness(t)
+			h.gh.SetPermission(repoName, "bob", "write")
+			h.gh.SetPermission(repoName, "carol", "maintain")
 			f := files(usersV2)
 			f["tern.yaml"] = ternYAML + "apply_requirements: [" + c.requirement + "]\n"
 			h.openPR(2, sha1, f)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/google/go-github/v60/github"
@@ -95,21 +96,26 @@ func canWrite(role string) bool {
 	return false
 }
 
-// approved reports whether the PR has an approving review and no
-// outstanding change request (each reviewer's latest decisive review
-// counts).
-func (b *Bot) approved(ctx context.Context, gh *github.Client, pr *prInfo) (bool, error) {
-	latest := map[string]string{}
+// approved reports whether the PR is approved, and when it is not, says
+// why in words for the refusal. Each reviewer's latest review that decides
+// (APPROVED, CHANGES_REQUESTED or DISMISSED; comments do not) counts, and
+// only for reviewers with write access or more: an approval counts when
+// it was given on the head commit, and a change request blocks whatever
+// commit it was given on, as on GitHub, until its author approves or it
+// is dismissed.
+func (b *Bot) approved(ctx context.Context, gh *github.Client, pr *prInfo) (bool, string, error) {
+	type review struct{ state, commit string }
+	latest := map[string]review{}
 	opt := &github.ListOptions{PerPage: 100}
 	for {
 		rs, resp, err := gh.PullRequests.ListReviews(ctx, pr.Owner, pr.Name, pr.Number, opt)
 		if err != nil {
-			return false, fmt.Errorf("list reviews of %s#%d: %w", pr.Repo, pr.Number, err)
+			return false, "", fmt.Errorf("list reviews of %s#%d: %w", pr.Repo, pr.Number, err)
 		}
 		for _, r := range rs {
 			switch st := r.GetState(); st {
 			case "APPROVED", "CHANGES_REQUESTED", "DISMISSED":
-				latest[r.GetUser().GetLogin()] = st
+				latest[r.GetUser().GetLogin()] = review{st, r.GetCommitID()}
 			}
 		}
 		if resp.NextPage == 0 {
@@ -117,16 +123,45 @@ func (b *Bot) approved(ctx context.Context, gh *github.Client, pr *prInfo) (bool
 		}
 		opt.Page = resp.NextPage
 	}
-	ok := false
-	for _, st := range latest {
-		switch st {
-		case "CHANGES_REQUESTED":
-			return false, nil
-		case "APPROVED":
-			ok = true
+	logins := make([]string, 0, len(latest))
+	for l := range latest {
+		logins = append(logins, l)
+	}
+	sort.Strings(logins)
+	var approvers, blockers, discounted []string
+	for _, login := range logins {
+		r := latest[login]
+		if r.state == "DISMISSED" {
+			continue
+		}
+		role, err := b.permission(ctx, gh, pr, login)
+		if err != nil {
+			return false, "", err
+		}
+		switch {
+		case !canWrite(role):
+			if r.state == "APPROVED" {
+				discounted = append(discounted, fmt.Sprintf("@%s's approval does not count (%s access; write or more is needed)", login, role))
+			}
+		case r.state == "CHANGES_REQUESTED":
+			blockers = append(blockers, "@"+login)
+		case r.commit != pr.HeadSHA:
+			discounted = append(discounted, fmt.Sprintf("@%s approved an earlier commit `%s`", login, short(r.commit)))
+		default:
+			approvers = append(approvers, "@"+login)
 		}
 	}
-	return ok, nil
+	if len(blockers) > 0 {
+		return false, fmt.Sprintf("%s requested changes.", strings.Join(blockers, ", ")), nil
+	}
+	if len(approvers) > 0 {
+		return true, "", nil
+	}
+	detail := fmt.Sprintf("no approving review of the head commit `%s` by someone with write access.", short(pr.HeadSHA))
+	if len(discounted) > 0 {
+		detail += " (" + strings.Join(discounted, "; ") + ".)"
+	}
+	return false, detail, nil
 }
 
 // react adds a reaction to a comment; failures are logged, not fatal.

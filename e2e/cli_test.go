@@ -26,6 +26,7 @@ func TestRecoverExitsZeroWhenApplyFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	const sha = "badc0de000000000000000000000000000000001"
+	w.gh.SetBase(repoName, map[string]string{"tern.yaml": ternYAML})
 	w.gh.OpenPR(repoName, 3, sha, map[string]string{"tern.yaml": ternYAML})
 	cfg := w.config(mysqlTarget("shop", "staging", liveDSN(t, liveName), "2s"), "  max_attempts: 3")
 

@@ -79,6 +79,7 @@ func TestContract2GitHubEnterpriseServerAPIURL(t *testing.T) {
 	c.srv = w.serve(cfg)
 	yaml := "databases:\n  - name: shop\n    schema_dir: db/shop\n    environments: [staging]\n"
 	head := sha(960)
+	c.gh.SetBase(repoName, map[string]string{"tern.yaml": yaml})
 	c.gh.OpenPR(repoName, 98, head, map[string]string{"tern.yaml": yaml, "db/shop/users.sql": usersV2})
 	c.prEvent("opened", 98, head)
 	c.waitCheck(head, "tern/shop/staging", "Awaiting apply")

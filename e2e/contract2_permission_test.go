@@ -88,6 +88,7 @@ func TestContract2PermissionFallback(t *testing.T) {
 		func() {
 			n := 100 + i
 			head := sha(1000 + i)
+			c.gh.SetBase(repoName, map[string]string{"tern.yaml": yaml})
 			c.gh.OpenPR(repoName, n, head, map[string]string{"tern.yaml": yaml, "db/shop/users.sql": usersV2})
 			c.prEvent("opened", n, head)
 			c.waitCheck(head, "tern/shop/staging", "Awaiting apply")

@@ -65,7 +65,7 @@ func TestContractUnsafeAndApproval(t *testing.T) {
 	if reply := c.replyAfter(42, id); !strings.Contains(reply, "approved") {
 		t.Errorf("requirement refusal does not name `approved`:\n%s", reply)
 	}
-	c.gh.AddReview(repoName, 42, "rita", "APPROVED")
+	c.gh.AddReview(repoName, 42, "maggie", "APPROVED") // a maintainer: only write or more counts
 
 	id = c.comment(42, "alice", "/tern apply -e staging")
 	c.waitReactions(id, "confused")

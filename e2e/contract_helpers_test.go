@@ -104,9 +104,11 @@ func (c *cworld) prEvent(action string, n int, head string) {
 	c.waitDelivered(c.deliver(c.srv, "pull_request", body))
 }
 
-// openPR opens PR n at head with files and delivers "opened".
+// openPR opens PR n at head with files and delivers "opened". Its base
+// commit holds the same tern.yaml and no schema files (see baseOf).
 func (c *cworld) openPR(n int, head string, files map[string]string) {
 	c.t.Helper()
+	c.gh.SetBase(repoName, baseOf(files))
 	c.gh.OpenPR(repoName, n, head, files)
 	c.prEvent("opened", n, head)
 }
@@ -278,4 +280,14 @@ func (c *cworld) waitDue(n int, env string) {
 		a := c.latestApply(n, env)
 		return a.NextAttemptAt.IsZero() || !time.Now().Before(a.NextAttemptAt)
 	})
+}
+
+// baseOf is the base tree for a PR whose head tree is files: the same
+// tern.yaml (none when files has none) and no schema files, as in a
+// repository where tern is set up and the PR brings the schema change.
+func baseOf(files map[string]string) map[string]string {
+	if y, ok := files["tern.yaml"]; ok {
+		return map[string]string{"tern.yaml": y}
+	}
+	return map[string]string{}
 }

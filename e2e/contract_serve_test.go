@@ -83,6 +83,7 @@ targets:
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+	w.gh.SetBase(repoName, map[string]string{"tern.yaml": ternYAML})
 	w.gh.OpenPR(repoName, 51, sha(510), map[string]string{"tern.yaml": ternYAML, "db/shop/users.sql": usersV2})
 	body, err := fakegithub.PRPayload("opened", repoName, 51, sha(510), installation)
 	if err != nil {

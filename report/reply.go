@@ -64,7 +64,7 @@ func RefusePromotion(command, db, env, previous string) string {
 // RefuseRequirement says an apply requirement of tern.yaml is not met.
 func RefuseRequirement(command, requirement, detail string) string {
 	return Refusal(command, fmt.Sprintf("requirement %s is not met: %s", code(requirement), detail),
-		"`apply_requirements` in `tern.yaml` asks for it.")
+		"`apply_requirements` in the base branch's `tern.yaml` asks for it.")
 }
 
 // RefuseUnsafe lists the unsafe statements that need --allow-unsafe.

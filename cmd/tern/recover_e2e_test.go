@@ -33,6 +33,7 @@ func TestRecoverEndToEnd(t *testing.T) {
 	}
 	t.Cleanup(gh.Close)
 	gh.AddInstallation(repoName, 99)
+	gh.SetBase(repoName, map[string]string{"tern.yaml": "databases:\n  - name: shop\n    schema_dir: db/shop\n    environments: [staging]\n"})
 	gh.OpenPR(repoName, 7, sha, map[string]string{"tern.yaml": "databases:\n  - name: shop\n    schema_dir: db/shop\n    environments: [staging]\n"})
 
 	liveCfg := testdb.Config(t)

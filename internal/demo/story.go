@@ -82,6 +82,8 @@ func (d *demo) intro(ctx context.Context) error {
 // openPR opens the pull request and lets tern autoplan it.
 func (d *demo) openPR(ctx context.Context) error {
 	d.head = randHex(20)
+	// tern is set up on the default branch; the PR brings the schema change.
+	d.gh.SetBase(repoName, map[string]string{"tern.yaml": prFiles["tern.yaml"]})
 	d.gh.OpenPR(repoName, prNumber, d.head, prFiles)
 	d.p.heading(2, fmt.Sprintf("@%s opens %s#%d: %q", prAuthor, repoName, prNumber, prTitle))
 	names := make([]string, 0, len(prFiles))
