@@ -22,9 +22,11 @@
 //     with the ledger (the workers and the recovery pass call it);
 //     checks.go: check runs; comments.go: the bot's PR comments, each
 //     created once across processes and then edited in place.
-//   - github.go: the other GitHub API calls (the pull request, tern.yaml
-//     and schema files at its head, permissions, reviews, reactions,
-//     one-off replies).
+//   - policy.go: the policy a PR is judged by, from tern.yaml at its base
+//     commit; reading.go: tern.yaml and the schema files of a commit
+//     through the git trees and blobs APIs.
+//   - github.go: the other GitHub API calls (the pull request,
+//     permissions, reviews, reactions, one-off replies).
 package bot
 
 import (

@@ -74,7 +74,7 @@ func (b *Bot) autoplan(ctx context.Context, gh *github.Client, pr *prInfo) error
 			return b.setCheck(ctx, gh, pr.Repo, pr.HeadSHA, report.NoSchemaChangesCheck())
 		}
 	}
-	b.log.Info("autoplan", "repo", pr.Repo, "pr", pr.Number, "head", pr.HeadSHA)
+	b.log.Info("autoplan", "repo", pr.Repo, "pr", pr.Number, "head", pr.HeadSHA, "base", pr.BaseSHA, "head_repo", pr.HeadRepo)
 	_, err = b.planPR(ctx, gh, pr, pol, "", "")
 	return err
 }

@@ -84,8 +84,8 @@ func (c *commitReader) entry(ctx context.Context, p string) (e *github.TreeEntry
 	return nil, false, nil
 }
 
-// sha returns the object id at p in the commit, "" when there is none: a
-// blob's for a file, a tree's for a directory.
+// objectSHA returns the type and object id at p in the commit ("" when
+// there is none): a blob's for a file, a tree's for a directory.
 func (c *commitReader) objectSHA(ctx context.Context, p string) (string, error) {
 	e, ok, err := c.entry(ctx, p)
 	if err != nil || !ok {

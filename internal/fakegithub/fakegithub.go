@@ -5,7 +5,10 @@
 //
 // It answers in the shapes of go-github v60, keeps state that tests inspect,
 // and rejects what GitHub rejects (bad auth, over-long bodies, invalid check
-// run transitions) with GitHub's status codes and error JSON. Tests and
+// run transitions) with GitHub's status codes and error JSON. It keeps
+// GitHub's limits on reading a repository (see trees.go): the contents API
+// lists 1,000 entries per directory and no content past 1 MB, the PR files
+// list stops at 3,000, and trees past a limit come back truncated. Tests and
 // `tern demo` both use it, so New takes no testing.T.
 package fakegithub
 
