@@ -57,20 +57,21 @@ func (b *Bot) readPolicy(ctx context.Context, gh *github.Client, pr *prInfo) (*r
 			return nil, errNoRepoConfig
 		}
 		pol.repo = headRC
-		pol.planOnly = fmt.Sprintf("the base branch %s has no `tern.yaml` yet", code(pr.BaseRef))
+		pol.planOnly = fmt.Sprintf("the base branch%s has no `tern.yaml` yet", branchName(pr.BaseRef))
 		if rce != nil {
-			pol.planOnly = fmt.Sprintf("`tern.yaml` on the base branch %s is invalid (%s)", code(pr.BaseRef), rce.Error())
+			pol.planOnly = fmt.Sprintf("`tern.yaml` on the base branch%s is invalid (%s)", branchName(pr.BaseRef), rce.Error())
 		}
 		return pol, nil
 	}
 	return nil, err
 }
 
-func code(s string) string {
-	if s == "" {
-		return "the base branch"
+// branchName is " `ref`", or "" when GitHub named no branch.
+func branchName(ref string) string {
+	if ref == "" {
+		return ""
 	}
-	return "`" + s + "`"
+	return " `" + ref + "`"
 }
 
 // withSchemaDirs returns a copy of base whose databases take their

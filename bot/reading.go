@@ -186,10 +186,21 @@ func (c *commitReader) schemaFiles(ctx context.Context, dir string) ([]plan.File
 	return files, nil
 }
 
+// maxRepoConfigSize bounds the tern.yaml tern reads (a PR author writes
+// the head's).
+const maxRepoConfigSize = 1 << 20
+
 // readRepoConfigAt reads and parses tern.yaml at the commit c reads:
 // errNoRepoConfig when there is none, *repoConfigError when it does not
 // parse.
 func readRepoConfigAt(ctx context.Context, c *commitReader) (*config.Repo, error) {
+	e, ok, err := c.entry(ctx, config.RepoFile)
+	if err != nil {
+		return nil, err
+	}
+	if ok && e.GetSize() > maxRepoConfigSize {
+		return nil, &repoConfigError{fmt.Errorf("%s: %d bytes; at most %d are read", config.RepoFile, e.GetSize(), maxRepoConfigSize)}
+	}
 	data, err := c.readFile(ctx, config.RepoFile)
 	if errors.Is(err, errNotFound) {
 		return nil, errNoRepoConfig
