@@ -133,7 +133,7 @@ func (c *commitReader) schemaFiles(ctx context.Context, dir string) ([]plan.File
 		return nil, err
 	}
 	if e.GetType() != "tree" {
-		return nil, fmt.Errorf("schema_dir %s at %s is not a directory", dir, short(c.sha))
+		return nil, fmt.Errorf("schema_dir %s at %s is a %s, not a directory", dir, short(c.sha), kindOf(e))
 	}
 	t, _, err := c.gh.Git.GetTree(ctx, c.owner, c.name, e.GetSHA(), true)
 	if err != nil {
@@ -148,10 +148,8 @@ func (c *commitReader) schemaFiles(ctx context.Context, dir string) ([]plan.File
 	for _, te := range t.Entries {
 		p := dir + "/" + te.GetPath()
 		switch {
-		case te.GetMode() == "120000":
-			special = append(special, p+" (symbolic link)")
-		case te.GetType() == "commit":
-			special = append(special, p+" (submodule)")
+		case te.GetMode() == "120000", te.GetType() == "commit":
+			special = append(special, p+" ("+kindOf(te)+")")
 		case te.GetType() == "blob" && strings.HasSuffix(p, ".sql"):
 			wants = append(wants, want{p, te.GetSHA()})
 		}
@@ -198,6 +196,9 @@ func readRepoConfigAt(ctx context.Context, c *commitReader) (*config.Repo, error
 	if err != nil {
 		return nil, err
 	}
+	if ok && (e.GetType() != "blob" || e.GetMode() == "120000") {
+		return nil, &repoConfigError{fmt.Errorf("%s must be a regular file (it is a %s)", config.RepoFile, kindOf(e))}
+	}
 	if ok && e.GetSize() > maxRepoConfigSize {
 		return nil, &repoConfigError{fmt.Errorf("%s: %d bytes; at most %d are read", config.RepoFile, e.GetSize(), maxRepoConfigSize)}
 	}
@@ -242,6 +243,19 @@ func touchesSchema(ctx context.Context, base, head *commitReader, configs ...*co
 		}
 	}
 	return false, nil
+}
+
+// kindOf names what a tree entry is, for messages.
+func kindOf(e *github.TreeEntry) string {
+	switch {
+	case e.GetMode() == "120000":
+		return "symbolic link"
+	case e.GetType() == "commit":
+		return "submodule"
+	case e.GetType() == "tree":
+		return "directory"
+	}
+	return "file"
 }
 
 // short abbreviates a commit SHA for messages.

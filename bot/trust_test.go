@@ -36,13 +36,18 @@ func TestPolicyComesFromTheBase(t *testing.T) {
 	base := ternYAML + "apply_requirements: [approved]\n"
 	h.gh.SetBase(repoName, map[string]string{"tern.yaml": base, "db/shop/users.sql": usersV1})
 	head := files(usersV2)
-	head["tern.yaml"] = "databases:\n  - name: shop\n    schema_dir: db/shop\n    environments: [production]\n"
+	head["tern.yaml"] = "databases:\n  - name: shop\n    schema_dir: db/shop\n    environments: [production]\n" +
+		"  - name: crm\n    schema_dir: db/crm\n    environments: [staging]\n"
+	head["db/crm/leads.sql"] = "CREATE TABLE leads (id int primary key);\n"
 	h.gh.OpenPR(repoName, 2, sha1, head)
 	h.deliver("pull_request", mustPayload(t, "opened", 2, sha1))
 
 	pc := h.planComment(2)
 	if !strings.Contains(pc, "Policy changes take effect after merge") || !strings.Contains(pc, "`apply_requirements`") || !strings.Contains(pc, "the environments of `shop`") {
 		t.Errorf("plan comment does not say the policy change waits for merge:\n%s", pc)
+	}
+	if !strings.Contains(pc, "database `crm` is added") || h.check(sha1, "tern/crm/staging") != nil {
+		t.Errorf("a database the base does not list was planned, or not named as a policy change:\n%s", pc)
 	}
 	if run := h.check(sha1, "tern/shop/production"); run == nil || !strings.HasPrefix(run.GetOutput().GetTitle(), "Waiting for staging") {
 		t.Errorf("production check under the base's order: %+v", run)
@@ -225,5 +230,18 @@ func TestSchemaFileOverOneMB(t *testing.T) {
 	got, err := newCommitReader(gh, pr, sha1).schemaFiles(context.Background(), "db/shop")
 	if err != nil || len(got) != 1 || string(got[0].Data) != big {
 		t.Fatalf("read %d files (%v), want db/shop/users.sql whole", len(got), err)
+	}
+}
+
+// A tern.yaml that is a symbolic link is shown as a config error, not
+// followed.
+func TestTernYAMLSymlinkRefused(t *testing.T) {
+	h := newHarness(t)
+	h.gh.SetBase(repoName, map[string]string{"tern.yaml": ternYAML})
+	h.gh.OpenPR(repoName, 2, sha1, map[string]string{"db/shop/users.sql": usersV2})
+	h.gh.AddSymlink(repoName, sha1, "tern.yaml", "/etc/passwd")
+	h.deliver("pull_request", mustPayload(t, "opened", 2, sha1))
+	if pc := h.planComment(2); !strings.Contains(pc, "tern.yaml must be a regular file (it is a symbolic link)") {
+		t.Errorf("plan comment:\n%s", pc)
 	}
 }
