@@ -127,10 +127,16 @@ type Bot struct {
 	// intake stores webhook deliveries by group commit.
 	intake *intake
 
+	// blobs caches schema files and tern.yaml by blob SHA.
+	blobs *blobCache
+
 	// prLocks serialise the work on one pull request (its plan comment,
 	// check runs and applies) inside this process.
 	prLocks [64]sync.Mutex
 }
+
+// blobCacheBytes bounds the memory the blob cache holds.
+const blobCacheBytes = 64 << 20
 
 // maxBody caps a webhook body, as GitHub caps payloads at 25 MB.
 const maxBody = 25 << 20
@@ -191,6 +197,7 @@ func New(opts Options) (*Bot, error) {
 		wakeDeliveries: make(chan struct{}, 1),
 		wakeApplies:    make(chan struct{}, 1),
 		intake:         &intake{st: opts.Store},
+		blobs:          newBlobCache(blobCacheBytes),
 	}
 	if b.workers <= 0 {
 		b.workers = 2

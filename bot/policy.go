@@ -35,7 +35,7 @@ type repoPolicy struct {
 // errNoRepoConfig when neither has one, and *repoConfigError when the
 // head's does not parse (the PR author must fix it).
 func (b *Bot) readPolicy(ctx context.Context, gh *github.Client, pr *prInfo) (*repoPolicy, error) {
-	pol := &repoPolicy{base: newCommitReader(gh, pr, pr.BaseSHA), head: newCommitReader(gh, pr, pr.HeadSHA)}
+	pol := &repoPolicy{base: newCommitReader(gh, pr, pr.BaseSHA, b.blobs), head: newCommitReader(gh, pr, pr.HeadSHA, b.blobs)}
 	headRC, err := readRepoConfigAt(ctx, pol.head)
 	if err != nil && !errors.Is(err, errNoRepoConfig) {
 		return nil, err

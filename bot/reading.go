@@ -22,14 +22,15 @@ import (
 type commitReader struct {
 	gh          *github.Client
 	owner, name string
-	sha         string // the commit
+	sha         string     // the commit
+	blobs       *blobCache // may be nil
 
 	mu    sync.Mutex
 	trees map[string]*github.Tree // non-recursive trees by SHA
 }
 
-func newCommitReader(gh *github.Client, pr *prInfo, sha string) *commitReader {
-	return &commitReader{gh: gh, owner: pr.Owner, name: pr.Name, sha: sha, trees: map[string]*github.Tree{}}
+func newCommitReader(gh *github.Client, pr *prInfo, sha string, blobs *blobCache) *commitReader {
+	return &commitReader{gh: gh, owner: pr.Owner, name: pr.Name, sha: sha, blobs: blobs, trees: map[string]*github.Tree{}}
 }
 
 // tree returns the non-recursive tree id (a commit or tree SHA).
@@ -113,11 +114,62 @@ func (c *commitReader) readFile(ctx context.Context, p string) ([]byte, error) {
 }
 
 func (c *commitReader) blob(ctx context.Context, p, sha string) ([]byte, error) {
+	key := c.owner + "/" + c.name + "\x00" + sha
+	if data, ok := c.blobs.get(key); ok {
+		return data, nil
+	}
 	data, _, err := c.gh.Git.GetBlobRaw(ctx, c.owner, c.name, sha)
 	if err != nil {
 		return nil, fmt.Errorf("read %s at %s: %w", p, short(c.sha), err)
 	}
+	c.blobs.put(key, data)
 	return data, nil
+}
+
+// blobCache keeps blobs by repository and object id. A blob's id is the
+// hash of its content, so an entry never goes stale: a re-plan at a new
+// head, or the plan an apply makes right after the one shown, reads only
+// the blobs that changed instead of one API call per schema file.
+type blobCache struct {
+	mu    sync.Mutex
+	max   int // bytes
+	size  int
+	data  map[string][]byte
+	order []string // oldest first, for eviction
+}
+
+func newBlobCache(maxBytes int) *blobCache {
+	return &blobCache{max: maxBytes, data: map[string][]byte{}}
+}
+
+func (bc *blobCache) get(key string) ([]byte, bool) {
+	if bc == nil {
+		return nil, false
+	}
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	d, ok := bc.data[key]
+	return d, ok
+}
+
+func (bc *blobCache) put(key string, d []byte) {
+	if bc == nil || len(d) > bc.max/4 {
+		return
+	}
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	if _, ok := bc.data[key]; ok {
+		return
+	}
+	for bc.size+len(d) > bc.max && len(bc.order) > 0 {
+		old := bc.order[0]
+		bc.order = bc.order[1:]
+		bc.size -= len(bc.data[old])
+		delete(bc.data, old)
+	}
+	bc.data[key] = d
+	bc.order = append(bc.order, key)
+	bc.size += len(d)
 }
 
 // blobWorkers bounds the blob reads of one schema_dir in flight at once.

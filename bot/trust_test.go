@@ -227,7 +227,7 @@ func TestSchemaFileOverOneMB(t *testing.T) {
 		t.Fatal(err)
 	}
 	pr := &prInfo{Owner: "acme", Name: "shop", Repo: repoName, Number: 2, HeadSHA: sha1}
-	got, err := newCommitReader(gh, pr, sha1).schemaFiles(context.Background(), "db/shop")
+	got, err := newCommitReader(gh, pr, sha1, nil).schemaFiles(context.Background(), "db/shop")
 	if err != nil || len(got) != 1 || string(got[0].Data) != big {
 		t.Fatalf("read %d files (%v), want db/shop/users.sql whole", len(got), err)
 	}
@@ -243,5 +243,40 @@ func TestTernYAMLSymlinkRefused(t *testing.T) {
 	h.deliver("pull_request", mustPayload(t, "opened", 2, sha1))
 	if pc := h.planComment(2); !strings.Contains(pc, "tern.yaml must be a regular file (it is a symbolic link)") {
 		t.Errorf("plan comment:\n%s", pc)
+	}
+}
+
+// Blobs are content-addressed, so a re-plan reads only the blobs that
+// changed: one API call per changed file, not per schema file.
+func TestReplanReadsOnlyChangedBlobs(t *testing.T) {
+	h := newHarness(t)
+	f := files(usersV2)
+	for i := 0; i < 20; i++ {
+		f[fmt.Sprintf("db/shop/t%02d.sql", i)] = fmt.Sprintf("CREATE TABLE t%02d (id int primary key);\n", i)
+	}
+	blobCalls := func() int {
+		n := 0
+		for _, r := range h.gh.Requests() {
+			if strings.Contains(r.Path, "/git/blobs/") {
+				n++
+			}
+		}
+		return n
+	}
+	h.openPR(2, sha1, f)
+	first := blobCalls()
+	if first < 21 {
+		t.Fatalf("%d blob reads for 21 schema files and tern.yaml", first)
+	}
+	h.comment(2, "alice", "User", "/tern plan")
+	if n := blobCalls() - first; n != 0 {
+		t.Errorf("re-plan of the same head read %d blobs, want 0", n)
+	}
+	f["db/shop/t00.sql"] = "CREATE TABLE t00 (id bigint primary key);\n"
+	h.gh.Push(repoName, 2, sha2, f)
+	before := blobCalls()
+	h.deliver("pull_request", mustPayload(t, "synchronize", 2, sha2))
+	if n := blobCalls() - before; n != 1 {
+		t.Errorf("re-plan after one file changed read %d blobs, want 1", n)
 	}
 }
