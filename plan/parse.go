@@ -51,6 +51,9 @@ func newParser() *sqlparser.Parser {
 func LoadDir(root, dir string) (*Desired, error) {
 	dir = path.Clean(filepath.ToSlash(dir))
 	base := filepath.Join(root, filepath.FromSlash(dir))
+	if _, err := os.Stat(base); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("schema_dir %s does not exist (check its spelling in tern.yaml)", dir)
+	}
 	var files []File
 	err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

@@ -94,7 +94,7 @@ func TestHashIgnoresNamesCommentsOrder(t *testing.T) {
 
 func TestLoadDir(t *testing.T) {
 	root := t.TempDir()
-	if _, err := LoadDir(root, "db/shop"); err == nil || err.Error() != "no *.sql files in db/shop: refusing to plan (it would drop every table)" {
+	if _, err := LoadDir(root, "db/shop"); err == nil || err.Error() != "schema_dir db/shop does not exist (check its spelling in tern.yaml)" {
 		t.Errorf("missing dir: %v", err)
 	}
 	os.MkdirAll(filepath.Join(root, "db/shop/sub"), 0o755)

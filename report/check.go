@@ -123,7 +123,7 @@ func ApplyCheck(a *store.Apply, tasks []store.Task) Check {
 	case store.FailedRetryable:
 		c.Status = StatusInProgress
 		// CONTRACT §5: the attempt, the next retry time and the last error.
-		c.Title = "Failed (retrying...) " + RetryLine(a)
+		c.Title = retryingTitle + " " + RetryLine(a)
 		if a.LastError != "" {
 			c.Title += ": " + clip(oneLine(a.LastError), 200)
 		}
@@ -202,15 +202,22 @@ func NoSchemaChangesCheck() Check {
 	})
 }
 
+// retryingTitle begins the title of a run whose apply failed transiently
+// and waits for its retry (CONTRACT §5).
+const retryingTitle = "Failed (retrying...)"
+
 // AggregateCheck renders the `tern` check: success only when every
-// per-environment run is success, failure when any failed, in progress while
-// any is, and action_required otherwise.
+// per-environment run is success, failure when any failed, "Failed
+// (retrying...)" (in progress) while any waits for a retry, in progress
+// while any applies, and action_required otherwise.
 func AggregateCheck(runs []CheckState) Check {
 	c := Check{Name: AggregateName, Status: StatusCompleted}
-	var failed, progress, waiting, ok []string
+	var failed, retrying, progress, waiting, ok []string
 	for _, r := range runs {
 		short := strings.TrimPrefix(r.Name, "tern/")
 		switch {
+		case r.Status != StatusCompleted && strings.HasPrefix(r.Title, retryingTitle):
+			retrying = append(retrying, short)
 		case r.Status != StatusCompleted:
 			progress = append(progress, short)
 		case r.Conclusion == ConclusionSuccess:
@@ -226,6 +233,8 @@ func AggregateCheck(runs []CheckState) Check {
 		c.Conclusion, c.Title = ConclusionSuccess, "No changes"
 	case len(failed) > 0:
 		c.Conclusion, c.Title = ConclusionFailure, "Failed: "+strings.Join(failed, ", ")
+	case len(retrying) > 0:
+		c.Status, c.Title = StatusInProgress, retryingTitle+" "+strings.Join(retrying, ", ")
 	case len(progress) > 0:
 		c.Status, c.Title = StatusInProgress, "Applying: "+strings.Join(progress, ", ")
 	case len(waiting) > 0:

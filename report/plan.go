@@ -78,6 +78,7 @@ func renderPlanComment(c PlanComment, budget int) string {
 		for i, s := range r.Plan.Statements {
 			stmts[i] = s.DDL
 		}
+		b.WriteString("**Plan:** " + SummaryLine(r.Plan) + "\n\n")
 		b.WriteString(sqlBlock(plural(len(stmts), "statement"), stmts, budget))
 		b.WriteString("\n")
 		if len(r.Plan.Findings) > 0 {
@@ -99,9 +100,9 @@ func renderFindings(fs []plan.Finding) string {
 			if f.Severity != sev {
 				continue
 			}
-			label := "⚠️ warning"
+			label := "⚠️ " + FindingWord(sev)
 			if sev == plan.SeverityError {
-				label = "⛔ unsafe"
+				label = "⛔ " + FindingWord(sev)
 			}
 			fmt.Fprintf(&b, "- %s: %s: %s\n", label, code(subject(f)), oneLine(f.Message))
 		}
@@ -167,4 +168,65 @@ func short(sha string) string {
 		return sha[:7]
 	}
 	return sha
+}
+
+// PlanCounts counts a plan's statements by kind and its findings by
+// severity: what the summary line says, and what `tern plan --json` and
+// the Action's outputs report.
+type PlanCounts struct {
+	Statements int `json:"statements"`
+	Create     int `json:"create"`
+	Alter      int `json:"alter"`
+	Drop       int `json:"drop"`
+	Unsafe     int `json:"unsafe"`
+	Warnings   int `json:"warnings"`
+}
+
+// CountPlan counts p's statements and findings.
+func CountPlan(p *plan.Plan) PlanCounts {
+	var c PlanCounts
+	if p == nil {
+		return c
+	}
+	c.Statements = len(p.Statements)
+	for _, s := range p.Statements {
+		switch s.Kind {
+		case plan.KindCreate:
+			c.Create++
+		case plan.KindAlter:
+			c.Alter++
+		case plan.KindDrop:
+			c.Drop++
+		}
+	}
+	for _, f := range p.Findings {
+		if f.Severity == plan.SeverityError {
+			c.Unsafe++
+		} else {
+			c.Warnings++
+		}
+	}
+	return c
+}
+
+// SummaryLine is the one-line summary of a plan, the same in the plan
+// comment and the CLI: "2 statements (1 create, 1 alter, 0 drop), 1
+// unsafe", with ", 3 warnings" when there are any.
+func SummaryLine(p *plan.Plan) string {
+	c := CountPlan(p)
+	s := fmt.Sprintf("%s (%d create, %d alter, %d drop), %d unsafe", plural(c.Statements, "statement"), c.Create, c.Alter, c.Drop, c.Unsafe)
+	if c.Warnings > 0 {
+		s += ", " + plural(c.Warnings, "warning")
+	}
+	return s
+}
+
+// FindingWord is the word a finding of severity sev is shown with,
+// everywhere tern shows one: "unsafe" (applying needs --allow-unsafe) or
+// "warning".
+func FindingWord(sev string) string {
+	if sev == plan.SeverityError {
+		return "unsafe"
+	}
+	return "warning"
 }

@@ -101,8 +101,25 @@ func clip(s string, limit int) string {
 	return s[:cut] + note
 }
 
-// code wraps s in backticks for inline code.
-func code(s string) string { return "`" + strings.ReplaceAll(s, "`", "'") + "`" }
+// code wraps s in backticks for inline code. Backquotes inside s (quoted
+// identifiers) stay backquotes, as MySQL reads them: the span is fenced
+// with one backtick more than the longest run in s (CommonMark).
+func code(s string) string {
+	longest, run := 0, 0
+	for _, r := range s {
+		if r == '`' {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	if longest == 0 {
+		return "`" + s + "`"
+	}
+	fence := strings.Repeat("`", longest+1)
+	return fence + " " + s + " " + fence
+}
 
 // oneLine collapses whitespace so that an error fits a table cell or title.
 func oneLine(s string) string {

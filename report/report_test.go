@@ -112,9 +112,56 @@ func TestGolden(t *testing.T) {
 			{Name: "tern/shop/staging", Status: StatusCompleted, Conclusion: ConclusionSuccess, Title: "Applied: 2 statements"},
 			{Name: "tern/shop/production", Status: StatusCompleted, Conclusion: ConclusionActionRequired, Title: "Awaiting apply: 2 statements"},
 		}))},
+		{"check_aggregate_retrying", renderCheck(AggregateCheck([]CheckState{
+			{Name: "tern/shop/staging", Status: StatusInProgress, Title: "Failed (retrying...) attempt 2/5, next retry ~14:05 UTC: Error 1205"},
+			{Name: "tern/crm/staging", Status: StatusInProgress, Title: "Applying: 1 of 2 statements done"},
+		}))},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { golden(t, c.name, c.got) })
+	}
+}
+
+// The aggregate check says an environment waits for a retry, not that it
+// applies (CONTRACT §5 title of a retrying run).
+func TestAggregateRetrying(t *testing.T) {
+	c := AggregateCheck([]CheckState{
+		{Name: "tern/shop/staging", Status: StatusCompleted, Conclusion: ConclusionSuccess, Title: "Applied: 1 statement"},
+		{Name: "tern/shop/production", Status: StatusInProgress, Title: ApplyCheck(applyIn(store.FailedRetryable, 2, "boom"), nil).Title},
+	})
+	if c.Status != StatusInProgress || c.Title != "Failed (retrying...) shop/production" {
+		t.Errorf("aggregate %s %q, want in_progress \"Failed (retrying...) shop/production\"", c.Status, c.Title)
+	}
+}
+
+// The summary line counts statements by kind and the unsafe findings.
+func TestSummaryLine(t *testing.T) {
+	for _, c := range []struct {
+		p    *plan.Plan
+		want string
+	}{
+		{addEmail, "2 statements (1 create, 1 alter, 0 drop), 0 unsafe, 1 warning"},
+		{dropCol, "1 statement (0 create, 1 alter, 0 drop), 1 unsafe"},
+	} {
+		if got := SummaryLine(c.p); got != c.want {
+			t.Errorf("SummaryLine = %q, want %q", got, c.want)
+		}
+	}
+	body := RenderPlanComment(PlanComment{HeadSHA: sha, Results: []PlanResult{{Database: "crm", Environment: "production", Plan: dropCol}}})
+	if !strings.Contains(body, "**Plan:** 1 statement (0 create, 1 alter, 0 drop), 1 unsafe\n") {
+		t.Errorf("plan comment lacks the summary line:\n%s", body)
+	}
+}
+
+// Identifiers inside refusals keep their backquotes: a copied 'users' is
+// a string literal in MySQL.
+func TestRefusalsQuoteIdentifiersWithBackquotes(t *testing.T) {
+	got := RefuseUnsafe("/tern apply -e staging", "shop", "staging", dropCol)
+	if strings.Contains(got, "'users'") || strings.Contains(got, "'legacy'") {
+		t.Errorf("refusal quotes identifiers with single quotes:\n%s", got)
+	}
+	if !strings.Contains(got, "`` ALTER TABLE `users` DROP COLUMN `legacy` ``") {
+		t.Errorf("refusal lacks the DDL as MySQL reads it:\n%s", got)
 	}
 }
 
