@@ -24,7 +24,8 @@ import (
 type Config struct {
 	// Listen is the address `tern serve` listens on. Default ":8080".
 	Listen string `yaml:"listen"`
-	// Store is where the ledger lives.
+	// Store is where the ledger lives. Required by serve, recover and
+	// migrate (RequireStore); plan does not use it.
 	Store Store `yaml:"store"`
 	// GitHub holds the GitHub App's credentials. Required by serve and
 	// recover (to report on pull requests); optional for plan and migrate.
@@ -151,8 +152,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // Load reads, expands, defaults and validates the config file at path.
 //
-// unused names key paths (such as "github.webhook_secret") that the
-// calling command does not read: an unset ${VAR} in one of them leaves
+// unused names key paths (such as "github.webhook_secret", or "github"
+// for every key under it) that the calling command does not read: an
+// unset ${VAR} in one of them leaves
 // that value empty instead of failing, so one server config serves
 // `tern serve` and the recovery Action, whose step has no webhook secret.
 // An unset variable anywhere else is an error naming the key.
@@ -182,7 +184,7 @@ type keyLookup func(path, name string) (string, bool)
 func lookupExcept(lookup func(string) (string, bool), unused []string) keyLookup {
 	return func(path, name string) (string, bool) {
 		v, ok := lookup(name)
-		if !ok && slices.Contains(unused, path) {
+		if !ok && slices.ContainsFunc(unused, func(u string) bool { return path == u || strings.HasPrefix(path, u+".") }) {
 			return "", true
 		}
 		return v, ok
@@ -327,10 +329,12 @@ func (c *Config) Validate() error {
 	bad := func(path, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, a...)))
 	}
-	if c.Store.DSN == "" {
-		bad("store.dsn", "required (a go-sql-driver DSN such as user:pass@tcp(host:3306)/tern)")
-	} else if _, err := mysql.ParseDSN(c.Store.DSN); err != nil {
-		bad("store.dsn", "invalid DSN: %s", redactDSNError(err))
+	// store.dsn is required only by the commands that use the ledger
+	// (RequireStore).
+	if c.Store.DSN != "" {
+		if _, err := mysql.ParseDSN(c.Store.DSN); err != nil {
+			bad("store.dsn", "invalid DSN: %s", redactDSNError(err))
+		}
 	}
 	if _, err := url.Parse(c.GitHub.APIURL); err != nil {
 		bad("github.api_url", "invalid URL")
@@ -427,6 +431,15 @@ func redactDSNError(err error) string {
 		return msg[:i]
 	}
 	return msg
+}
+
+// RequireStore checks the key that opening the ledger needs: serve,
+// recover and migrate call it; plan does not use the ledger.
+func (c *Config) RequireStore() error {
+	if c.Store.DSN == "" {
+		return errors.New("store.dsn: required (a go-sql-driver DSN such as user:pass@tcp(host:3306)/tern)")
+	}
+	return nil
 }
 
 // RequireGitHub checks the keys that talking to GitHub needs.

@@ -92,7 +92,6 @@ func TestParseErrors(t *testing.T) {
 		want       string
 	}{
 		{"unset var", "store:\n  dsn: ${NOPE}\n", nil, "store.dsn: environment variable NOPE is not set"},
-		{"missing store", "listen: x\n", nil, "store.dsn: required"},
 		{"unknown key", "store:\n  dsn: root@tcp(h:1)/x\n  dns: y\n", nil, "field dns not found"},
 		{"target dsn", "store:\n  dsn: root@tcp(h:1)/x\ntargets:\n  - repository: a/b\n    database: d\n    environment: e\n    mysql:\n      lock_wait_timeout: 5s\n", nil, "targets[0].mysql.dsn: required"},
 		{"second target", "store:\n  dsn: root@tcp(h:1)/x\ntargets:\n  - repository: a/b\n    database: d\n    environment: e\n    mysql: {dsn: 'root@tcp(h:1)/d'}\n  - repository: a/b\n    database: d\n    environment: f\n", nil, "targets[1]: one of mysql or planetscale is required"},
@@ -109,6 +108,18 @@ func TestParseErrors(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// store.dsn is required by the commands that use the ledger
+// (RequireStore), not by every reader of the config: tern plan has none.
+func TestStoreRequiredOnlyByItsUsers(t *testing.T) {
+	c, err := Parse([]byte("listen: x\n"), env(nil))
+	if err != nil {
+		t.Fatalf("a config without store: %v", err)
+	}
+	if err := c.RequireStore(); err == nil || !strings.Contains(err.Error(), "store.dsn: required") {
+		t.Errorf("RequireStore = %v, want store.dsn: required", err)
 	}
 }
 

@@ -49,13 +49,21 @@ func newLogger(w io.Writer, cfg *config.Config, json bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
-// loadConfig loads the server config named by --config. unused names the
-// key paths the command does not read (see config.Load).
+// loadConfig loads the server config named by --config for a command that
+// uses the ledger (serve, recover, migrate): store.dsn is required. unused
+// names the key paths the command does not read (see config.Load).
 func loadConfig(path string, unused ...string) (*config.Config, error) {
 	if path == "" {
 		return nil, fmt.Errorf("no config: pass --config FILE or set TERN_CONFIG")
 	}
-	return config.Load(path, unused...)
+	cfg, err := config.Load(path, unused...)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.RequireStore(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
 }
 
 // webhookSecretKey is the config key only `tern serve` reads: the other

@@ -6,10 +6,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // Set by the linker: -ldflags "-X main.version=v1.2.3 -X main.commit=abc".
@@ -42,6 +45,11 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// The MySQL driver logs some connection errors itself ("[mysql] ...
+	// packets.go:58: unexpected EOF") before returning them: tern says
+	// what went wrong in its own words, so the driver's lines are dropped.
+	// Its logger is the driver's global, hence set here, once per process.
+	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {

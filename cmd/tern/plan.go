@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -9,12 +10,17 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/ternhq/tern/config"
 	"github.com/ternhq/tern/plan"
+	"github.com/ternhq/tern/report"
 	"github.com/ternhq/tern/targets"
 )
 
@@ -27,12 +33,14 @@ const (
 
 // planArgs are tern plan's flags.
 type planArgs struct {
-	config, dir, database, env, repo string
-	json                             bool
+	config, dsn, dir, database, env, repo string
+	json                                  bool
 }
 
 // runPlan plans a local checkout against a configured target:
-// tern plan --config FILE --dir CHECKOUT -d DB -e ENV [--repo OWNER/NAME] [--json].
+// tern plan --config FILE --dir CHECKOUT -d DB -e ENV [--repo OWNER/NAME] [--json],
+// or against a live schema named by a DSN, with no config file:
+// tern plan --dsn DSN --dir DIR [-d DB] [--json].
 // It exits 0 when there is nothing to change, 2 when there is, 1 on error.
 func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	a, err := parsePlanArgs(args, stderr)
@@ -51,7 +59,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if a.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(p); err != nil {
+		if err := enc.Encode(planJSONOf(target, p)); err != nil {
 			fmt.Fprintf(stderr, "tern plan: %v\n", err)
 			return planError
 		}
@@ -69,7 +77,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func parsePlanArgs(args []string, stderr io.Writer) (planArgs, error) {
 	var a planArgs
 	fs, cfg := newFlags("plan", stderr)
-	fs.StringVar(&a.dir, "dir", ".", "the repository checkout `DIR` holding tern.yaml")
+	fs.StringVar(&a.dsn, "dsn", "", "plan against the live schema of this go-sql-driver `DSN` (its database name is the schema), with no config file")
+	fs.StringVar(&a.dir, "dir", ".", "the repository checkout `DIR` holding tern.yaml (with --dsn, or a folder of *.sql files)")
 	fs.StringVar(&a.database, "database", "", "the `DB` of tern.yaml to plan (required)")
 	fs.StringVar(&a.database, "d", "", "short for --database")
 	fs.StringVar(&a.env, "env", "", "the `ENV`ironment whose target to plan against (required)")
@@ -90,9 +99,15 @@ func parsePlanArgs(args []string, stderr io.Writer) (planArgs, error) {
 		rest = fs.Args()[1:]
 	}
 	if len(extra) > 0 {
-		return a, fmt.Errorf("unexpected argument %q (flags: --dir CHECKOUT -d DB -e ENV [--repo OWNER/NAME] [--json])", extra[0])
+		return a, fmt.Errorf("unexpected argument %q (flags: --dir CHECKOUT -d DB -e ENV [--repo OWNER/NAME] [--json], or --dsn DSN --dir DIR [-d DB])", extra[0])
 	}
 	a.config = *cfg
+	if a.dsn != "" {
+		if a.repo != "" {
+			return a, errors.New("--repo names a target of the config: with --dsn there is none")
+		}
+		return a, nil
+	}
 	switch {
 	case a.database == "":
 		return a, errors.New("-d DB is required")
@@ -104,41 +119,33 @@ func parsePlanArgs(args []string, stderr io.Writer) (planArgs, error) {
 
 // planTarget names what a plan was made for.
 type planTarget struct {
-	repo, database, env, schemaDir, live string
+	repo, database, env, schemaDir, live, serverVersion string
 }
 
-// planCheckout reads the checkout and the config, connects to the target
-// and plans.
+// planUnused are the key paths of the server config that tern plan never
+// reads: an unset ${VAR} in them is no error, and store.dsn may be absent
+// (CONTRACT §2 names their users: serve, recover, migrate).
+var planUnused = []string{"store", "github"}
+
+// planCheckout reads the checkout and the config (or, with --dsn, makes
+// the one target the DSN names), connects to the target and plans.
 func planCheckout(ctx context.Context, a planArgs) (*plan.Plan, planTarget, error) {
-	cfg, err := loadConfig(a.config, webhookSecretKey)
+	var (
+		cfg       *config.Config
+		t         *config.Target
+		schemaDir string
+		name      string
+		err       error
+	)
+	if a.dsn != "" {
+		cfg, t, schemaDir, name, err = dsnTarget(a)
+	} else {
+		cfg, t, schemaDir, name, err = configTarget(a)
+	}
 	if err != nil {
 		return nil, planTarget{}, err
 	}
-	repoFile := filepath.Join(a.dir, config.RepoFile)
-	b, err := os.ReadFile(repoFile)
-	if err != nil {
-		return nil, planTarget{}, fmt.Errorf("read %s: %w", config.RepoFile, err)
-	}
-	repo, err := config.ParseRepo(b)
-	if err != nil {
-		return nil, planTarget{}, err
-	}
-	db, ok := repo.Database(a.database)
-	if !ok {
-		var names []string
-		for _, d := range repo.Databases {
-			names = append(names, d.Name)
-		}
-		return nil, planTarget{}, fmt.Errorf("database %q is not in %s (it lists: %s)", a.database, config.RepoFile, strings.Join(names, ", "))
-	}
-	if !slices.Contains(db.Environments, a.env) {
-		return nil, planTarget{}, fmt.Errorf("environment %q is not listed for database %s in %s (it lists: %s)", a.env, db.Name, config.RepoFile, strings.Join(db.Environments, ", "))
-	}
-	t, err := findTarget(cfg, a.repo, a.database, a.env)
-	if err != nil {
-		return nil, planTarget{}, err
-	}
-	desired, err := plan.LoadDir(a.dir, db.SchemaDir)
+	desired, err := plan.LoadDir(a.dir, schemaDir)
 	if err != nil {
 		return nil, planTarget{}, err
 	}
@@ -154,15 +161,105 @@ func planCheckout(ctx context.Context, a planArgs) (*plan.Plan, planTarget, erro
 	if err != nil {
 		return nil, planTarget{}, fmt.Errorf("connect to the live schema: %w", err)
 	}
-	var schema string
-	if err := live.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&schema); err != nil {
+	var schema sql.NullString
+	var version string
+	if err := live.QueryRowContext(ctx, "SELECT DATABASE(), VERSION()").Scan(&schema, &version); err != nil {
 		return nil, planTarget{}, fmt.Errorf("connect to the live schema: %w", err)
 	}
 	p, err := (&plan.Planner{}).Plan(ctx, desired, live, tg.Shadow)
 	if err != nil {
 		return nil, planTarget{}, err
 	}
-	return p, planTarget{repo: t.Repository, database: db.Name, env: a.env, schemaDir: db.SchemaDirClean(), live: schema}, nil
+	return p, planTarget{repo: t.Repository, database: name, env: t.Environment, schemaDir: path.Clean(schemaDir), live: schema.String, serverVersion: version}, nil
+}
+
+// configTarget finds the target of a.database and a.env in the server
+// config and the database's schema_dir in the checkout's tern.yaml.
+func configTarget(a planArgs) (cfg *config.Config, t *config.Target, schemaDir, name string, err error) {
+	if a.config == "" {
+		return nil, nil, "", "", errors.New("no config: pass --config FILE (or set TERN_CONFIG), or plan against a DSN with --dsn DSN --dir DIR")
+	}
+	cfg, err = config.Load(a.config, append([]string{webhookSecretKey}, planUnused...)...)
+	if err != nil {
+		return nil, nil, "", "", err
+	}
+	repo, err := readRepo(a.dir)
+	if err != nil {
+		return nil, nil, "", "", err
+	}
+	db, ok := repo.Database(a.database)
+	if !ok {
+		return nil, nil, "", "", fmt.Errorf("database %q is not in %s (it lists: %s)", a.database, config.RepoFile, strings.Join(dbNames(repo), ", "))
+	}
+	if !slices.Contains(db.Environments, a.env) {
+		return nil, nil, "", "", fmt.Errorf("environment %q is not listed for database %s in %s (it lists: %s)", a.env, db.Name, config.RepoFile, strings.Join(db.Environments, ", "))
+	}
+	t, err = findTarget(cfg, a.repo, a.database, a.env)
+	if err != nil {
+		return nil, nil, "", "", err
+	}
+	if ps := t.PlanetScale; ps != nil && ps.ShadowDSN == "" && cfg.Store.DSN == "" {
+		return nil, nil, "", "", fmt.Errorf("target %s %s %s: planetscale.shadow_dsn is unset, so planning uses the store's server, and store.dsn is not set either: set one of them", t.Repository, t.Database, t.Environment)
+	}
+	return cfg, t, db.SchemaDir, db.Name, nil
+}
+
+// dsnTarget makes the one MySQL target a.dsn names. The desired files are
+// the schema_dir of a.database (or of the only database) when a.dir holds
+// a tern.yaml, and the *.sql files of a.dir itself otherwise.
+func dsnTarget(a planArgs) (cfg *config.Config, t *config.Target, schemaDir, name string, err error) {
+	dc, err := mysql.ParseDSN(a.dsn)
+	if err != nil {
+		return nil, nil, "", "", fmt.Errorf("--dsn: %v", err)
+	}
+	if dc.DBName == "" {
+		return nil, nil, "", "", errors.New("--dsn: name the live schema as the DSN's database, e.g. user:pass@tcp(127.0.0.1:3306)/shop")
+	}
+	schemaDir, name = ".", dc.DBName
+	if _, serr := os.Stat(filepath.Join(a.dir, config.RepoFile)); serr == nil {
+		repo, err := readRepo(a.dir)
+		if err != nil {
+			return nil, nil, "", "", err
+		}
+		var db *config.RepoDatabase
+		switch {
+		case a.database != "":
+			d, ok := repo.Database(a.database)
+			if !ok {
+				return nil, nil, "", "", fmt.Errorf("database %q is not in %s (it lists: %s)", a.database, config.RepoFile, strings.Join(dbNames(repo), ", "))
+			}
+			db = d
+		case len(repo.Databases) == 1:
+			db = &repo.Databases[0]
+		default:
+			return nil, nil, "", "", fmt.Errorf("%s lists several databases (%s): pass -d DB", config.RepoFile, strings.Join(dbNames(repo), ", "))
+		}
+		schemaDir, name = db.SchemaDir, db.Name
+	} else if a.database != "" {
+		name = a.database
+	}
+	cfg = &config.Config{Targets: []config.Target{{
+		Database: name, Environment: a.env,
+		MySQL: &config.MySQL{DSN: a.dsn, LockWaitTimeout: config.Duration(10 * time.Second)},
+	}}}
+	return cfg, &cfg.Targets[0], schemaDir, name, nil
+}
+
+// readRepo reads and parses dir's tern.yaml.
+func readRepo(dir string) (*config.Repo, error) {
+	b, err := os.ReadFile(filepath.Join(dir, config.RepoFile))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", config.RepoFile, err)
+	}
+	return config.ParseRepo(b)
+}
+
+func dbNames(r *config.Repo) []string {
+	var names []string
+	for _, d := range r.Databases {
+		names = append(names, d.Name)
+	}
+	return names
 }
 
 // findTarget finds the target for (repo, database, env); with repo empty,
@@ -196,7 +293,7 @@ func findTarget(cfg *config.Config, repo, database, env string) (*config.Target,
 
 // printPlan prints the DDL, the lint findings and a summary.
 func printPlan(w io.Writer, t planTarget, p *plan.Plan) {
-	fmt.Fprintf(w, "-- tern plan: %s, database %s, environment %s (live schema %s, desired %s)\n", t.repo, t.database, t.env, t.live, t.schemaDir)
+	fmt.Fprintf(w, "-- tern plan: %s (live schema %s, desired %s)\n", t.describe(), t.live, t.schemaDir)
 	if !p.HasChanges() {
 		fmt.Fprintln(w, "No changes: the live schema matches the desired schema.")
 		return
@@ -212,19 +309,26 @@ func printPlan(w io.Writer, t planTarget, p *plan.Plan) {
 	if len(p.Findings) > 0 {
 		fmt.Fprintln(w, "Lint:")
 		for _, f := range p.Findings {
-			fmt.Fprintf(w, "  %-7s %s: %s\n", f.Severity, f.Table, f.Message)
+			fmt.Fprintf(w, "  %-7s %s: %s\n", report.FindingWord(f.Severity), f.Table, f.Message)
 		}
 		fmt.Fprintln(w)
 	}
-	counts := map[string]int{}
-	for _, s := range p.Statements {
-		counts[s.Kind]++
-	}
-	unsafe := len(p.Unsafe())
-	summary := fmt.Sprintf("Plan: %d statements (%d create, %d alter, %d drop), %d unsafe, %d warnings.",
-		len(p.Statements), counts[plan.KindCreate], counts[plan.KindAlter], counts[plan.KindDrop], unsafe, len(p.Findings)-unsafe)
-	if unsafe > 0 {
+	summary := "Plan: " + report.SummaryLine(p) + "."
+	if len(p.Unsafe()) > 0 {
 		summary += " Applying needs --allow-unsafe."
 	}
 	fmt.Fprintln(w, summary)
+}
+
+// describe names the target: "acme/shop, database shop, environment
+// staging", or with --dsn only the database.
+func (t planTarget) describe() string {
+	s := "database " + t.database
+	if t.repo != "" {
+		s = t.repo + ", " + s
+	}
+	if t.env != "" {
+		s += ", environment " + t.env
+	}
+	return s
 }

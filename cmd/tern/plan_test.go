@@ -69,7 +69,7 @@ func TestRunPlan(t *testing.T) {
 		if code := runPlan(ctx, append([]string{"-e", "staging"}, args...), &out, &errOut); code != 2 {
 			t.Fatalf("exit %d, want 2; stderr: %s", code, errOut.String())
 		}
-		for _, want := range []string{"CREATE TABLE `orders`", "ALTER TABLE `users` DROP COLUMN `email`;", "error   users: drops column email: its data is lost", "Plan: 2 statements (1 create, 1 alter, 0 drop), 1 unsafe, 0 warnings. Applying needs --allow-unsafe."} {
+		for _, want := range []string{"CREATE TABLE `orders`", "ALTER TABLE `users` DROP COLUMN `email`;", "unsafe  users: drops column email: its data is lost", "Plan: 2 statements (1 create, 1 alter, 0 drop), 1 unsafe. Applying needs --allow-unsafe."} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("output lacks %q:\n%s", want, out.String())
 			}
@@ -88,6 +88,57 @@ func TestRunPlan(t *testing.T) {
 		}
 		if len(p.Statements) != 1 || p.Statements[0].Kind != plan.KindCreate || p.Statements[0].Table != "orders" || p.DesiredHash == "" {
 			t.Errorf("plan: %+v", p)
+		}
+	})
+
+	t.Run("json names the target, counts, version and numbers", func(t *testing.T) {
+		args := planFixture(t, "CREATE TABLE users (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;\nCREATE TABLE orders (id int PRIMARY KEY);\n", table)
+		var out, errOut bytes.Buffer
+		if code := runPlan(ctx, append(args, "--json"), &out, &errOut); code != 2 {
+			t.Fatalf("exit %d, want 2; stderr: %s", code, errOut.String())
+		}
+		var got struct {
+			FormatVersion int `json:"format_version"`
+			Target        struct {
+				Repository, Database, Environment, ServerVersion string
+			} `json:"target"`
+			Summary struct {
+				Statements, Create, Alter, Drop, Unsafe, Warnings int
+			} `json:"summary"`
+			Statements []struct {
+				Number int    `json:"number"`
+				Table  string `json:"table"`
+				Kind   string `json:"kind"`
+			} `json:"statements"`
+			Findings []struct {
+				Severity  string `json:"severity"`
+				Statement int    `json:"statement"`
+			} `json:"findings"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(out.Bytes()))
+		if err := dec.Decode(&got); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, out.String())
+		}
+		var raw map[string]map[string]any
+		json.Unmarshal(out.Bytes(), &raw)
+		if got.FormatVersion != 1 || got.Target.Repository != "acme/shop" || got.Target.Database != "shop" || got.Target.Environment != "staging" ||
+			raw["target"]["server_version"] == "" || raw["target"]["server_version"] == nil {
+			t.Errorf("format_version/target: %s", out.String())
+		}
+		if s := got.Summary; s.Statements != 2 || s.Create != 1 || s.Alter != 1 || s.Drop != 0 || s.Unsafe != 1 || s.Warnings != 0 {
+			t.Errorf("summary: %+v", s)
+		}
+		if len(got.Statements) != 2 || got.Statements[0].Number != 1 || got.Statements[1].Number != 2 {
+			t.Errorf("statements: %+v", got.Statements)
+		}
+		alter := 0
+		for _, s := range got.Statements {
+			if s.Kind == plan.KindAlter {
+				alter = s.Number
+			}
+		}
+		if len(got.Findings) != 1 || got.Findings[0].Severity != "unsafe" || got.Findings[0].Statement != alter {
+			t.Errorf("findings: %+v (the alter is statement %d)", got.Findings, alter)
 		}
 	})
 
@@ -126,6 +177,52 @@ func TestRunPlan(t *testing.T) {
 			})
 		}
 	})
+}
+
+// tern plan reads only its target: the README's server config, with the
+// store's and the GitHub App's variables unset, plans; so does a config
+// with no store: block at all.
+func TestRunPlanNeedsNoSecrets(t *testing.T) {
+	ctx := context.Background()
+	const table = "CREATE TABLE users (id bigint unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"
+	for _, head := range []string{
+		"store:\n  dsn: ${TERN_TEST_SURELY_UNSET_STORE}\ngithub:\n  app_id: ${TERN_TEST_SURELY_UNSET_APP}\n  private_key: ${TERN_TEST_SURELY_UNSET_KEY}\n  webhook_secret: ${TERN_TEST_SURELY_UNSET_HOOK}\n",
+		"",
+	} {
+		args := planFixture(t, table+";\n", table)
+		os.WriteFile(args[1], []byte(head+"targets:\n  - repository: acme/shop\n    database: shop\n    environment: staging\n    mysql:\n      dsn: ${TERN_TEST_PLAN_DSN}\n"), 0o644)
+		var out, errOut bytes.Buffer
+		if code := runPlan(ctx, args, &out, &errOut); code != 0 {
+			t.Errorf("config %q: exit %d, want 0; stderr: %s", head, code, errOut.String())
+		}
+	}
+}
+
+// tern plan --dsn DSN --dir DIR plans with no config file: against the
+// DSN's schema, from a checkout's tern.yaml or from a folder of *.sql.
+func TestRunPlanDSN(t *testing.T) {
+	ctx := context.Background()
+	dsn, name := testdb.New(t, "cli_plan_dsn")
+	sqlDir := t.TempDir()
+	os.WriteFile(filepath.Join(sqlDir, "users.sql"), []byte("CREATE TABLE users (id bigint unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY);\n"), 0o644)
+	checkout := t.TempDir()
+	os.MkdirAll(filepath.Join(checkout, "db/shop"), 0o755)
+	os.WriteFile(filepath.Join(checkout, "tern.yaml"), []byte("databases:\n  - name: shop\n    schema_dir: db/shop\n    environments: [staging]\n"), 0o644)
+	os.WriteFile(filepath.Join(checkout, "db/shop/users.sql"), []byte("CREATE TABLE users (id bigint unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY);\n"), 0o644)
+	t.Setenv("TERN_CONFIG", "")
+	for _, dir := range []string{sqlDir, checkout} {
+		var out, errOut bytes.Buffer
+		if code := runPlan(ctx, []string{"--dsn", dsn, "--dir", dir}, &out, &errOut); code != 2 {
+			t.Fatalf("--dir %s: exit %d, want 2; stderr: %s", dir, code, errOut.String())
+		}
+		if !strings.Contains(out.String(), "CREATE TABLE `users`") || !strings.Contains(out.String(), "live schema "+name) {
+			t.Errorf("--dir %s: output:\n%s", dir, out.String())
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := runPlan(ctx, []string{"--dsn", testdb.ServerDSN(), "--dir", sqlDir}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "name the live schema") {
+		t.Errorf("a DSN without a database: exit %d, stderr %s", code, errOut.String())
+	}
 }
 
 // TestRunPlanPlanetScale plans against a PlanetScale target: the live
