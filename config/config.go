@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -138,13 +139,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if err := n.Decode(&s); err != nil {
 		return err
 	}
-	if s == "" || s == "0" {
-		*d = 0
-		return nil
-	}
-	v, err := time.ParseDuration(s)
+	v, err := parseDuration(s)
 	if err != nil {
-		return fmt.Errorf("invalid duration %q (want e.g. 30s, 5m, 1h)", s)
+		return err
 	}
 	*d = Duration(v)
 	return nil
@@ -165,7 +162,7 @@ func Load(path string, unused ...string) (*Config, error) {
 	}
 	c, err := parse(b, lookupExcept(os.LookupEnv, unused))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, atFile(path, err)
 	}
 	return c, nil
 }
@@ -199,7 +196,15 @@ func parse(b []byte, lookup keyLookup) (*Config, error) {
 	if len(root.Content) == 0 {
 		return nil, errors.New("config is empty")
 	}
+	// Unknown keys first: a misspelt block is reported as such, not as an
+	// unset variable inside it.
+	if err := checkKeys(&root, reflect.TypeOf(Config{}), "", false); err != nil {
+		return nil, err
+	}
 	if err := expand(root.Content[0], "", lookup); err != nil {
+		return nil, err
+	}
+	if err := checkKeys(&root, reflect.TypeOf(Config{}), "", true); err != nil {
 		return nil, err
 	}
 	var c Config

@@ -92,7 +92,11 @@ func TestParseErrors(t *testing.T) {
 		want       string
 	}{
 		{"unset var", "store:\n  dsn: ${NOPE}\n", nil, "store.dsn: environment variable NOPE is not set"},
-		{"unknown key", "store:\n  dsn: root@tcp(h:1)/x\n  dns: y\n", nil, "field dns not found"},
+		{"unknown key", "store:\n  dsn: root@tcp(h:1)/x\n  dns: y\n", nil, `line 3: unknown key "dns" (did you mean "dsn"?)`},
+		{"unknown top-level key before its variables", "storr:\n  dsn: ${NOPE}\n", nil, `line 1: unknown key "storr" (did you mean "store"?)`},
+		{"unknown far key", "stuff: 1\n", nil, `line 1: unknown key "stuff" (known: listen, store, github, targets, recovery)`},
+		{"duration without unit", "targets:\n  - repository: a/b\n    database: d\n    environment: e\n    mysql:\n      dsn: root@tcp(h:1)/d\n      lock_wait_timeout: 10\n", nil,
+			`line 7: targets[0].mysql.lock_wait_timeout: invalid duration "10" (a number needs a unit: 10s)`},
 		{"target dsn", "store:\n  dsn: root@tcp(h:1)/x\ntargets:\n  - repository: a/b\n    database: d\n    environment: e\n    mysql:\n      lock_wait_timeout: 5s\n", nil, "targets[0].mysql.dsn: required"},
 		{"second target", "store:\n  dsn: root@tcp(h:1)/x\ntargets:\n  - repository: a/b\n    database: d\n    environment: e\n    mysql: {dsn: 'root@tcp(h:1)/d'}\n  - repository: a/b\n    database: d\n    environment: f\n", nil, "targets[1]: one of mysql or planetscale is required"},
 		{"bad repo", "store:\n  dsn: root@tcp(h:1)/x\ntargets:\n  - repository: shop\n    database: d\n    environment: e\n    mysql: {dsn: 'root@tcp(h:1)/d'}\n", nil, `targets[0].repository: "shop" is not owner/name`},
@@ -150,7 +154,9 @@ func TestParseRepo(t *testing.T) {
 		{"databases:\n  - name: shop\n    schema_dir: ../etc\n    environments: [a]\n", "must be a path inside the repository"},
 		{"databases:\n  - name: shop\n    schema_dir: db\n    environments: [a, a]\n", `environments[1]: environment "a" is listed twice`},
 		{"databases:\n  - name: shop\n    schema_dir: db\n    environments: [a]\napply_requirements: [green]\n", `apply_requirements[0]: unknown requirement "green"`},
-		{"databases:\n  - name: shop\n    schema_dir: db\n    envs: [a]\n", "field envs not found"},
+		{"databases:\n  - name: shop\n    schema_dir: db\n    envs: [a]\n", `tern.yaml:4: unknown key "envs" (known: name, schema_dir, environments)`},
+		{"databases:\n  - name: shop\n    schema_dir: db\n    enviroments: [a]\n", `tern.yaml:4: unknown key "enviroments" (did you mean "environments"?)`},
+		{"database:\n  - name: shop\n", `tern.yaml:1: unknown key "database" (did you mean "databases"?)`},
 	}
 	for _, tt := range bad {
 		_, err := ParseRepo([]byte(tt.yaml))

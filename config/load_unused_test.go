@@ -33,3 +33,15 @@ func TestLoadUnusedKeys(t *testing.T) {
 		}
 	}
 }
+
+// Load names the file and the line of a misspelt key, as a compiler does.
+func TestLoadNamesFileAndLine(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "tern-server.yaml")
+	if err := os.WriteFile(p, []byte("listen: \":8080\"\nstore:\n  dsn: root@tcp(h:1)/x\ngithub:\n  app_idd: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	if want := p + `:5: unknown key "app_idd" (did you mean "app_id"?)`; err == nil || err.Error() != want {
+		t.Errorf("Load: %v, want %s", err, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -46,6 +47,12 @@ const (
 // the key.
 func ParseRepo(b []byte) (*Repo, error) {
 	var r Repo
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err == nil {
+		if err := checkKeys(&root, reflect.TypeOf(r), "", true); err != nil {
+			return nil, atFile(RepoFile, err)
+		}
+	}
 	d := yaml.NewDecoder(strings.NewReader(string(b)))
 	d.KnownFields(true)
 	if err := d.Decode(&r); err != nil {
