@@ -196,7 +196,12 @@ func loadDesired(ctx context.Context, head *commitReader, rc *config.Repo, db st
 	if len(files) == 0 {
 		return nil, fmt.Errorf("no *.sql files in %s: refusing to plan (it would drop every table)", rdb.SchemaDirClean())
 	}
-	return plan.Parse(files)
+	d, err := plan.Parse(files)
+	if err != nil {
+		return nil, err
+	}
+	d.Lint = rc.Lint // policy, like apply_requirements
+	return d, nil
 }
 
 // publishPlan updates the plan comment (with this run's results and, for

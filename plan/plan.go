@@ -4,6 +4,8 @@
 // and lints the result for changes that can lose data.
 package plan
 
+import "github.com/ternhq/tern/config"
+
 // File is one schema file as read from a checkout or from GitHub.
 type File struct {
 	Path string // repository-relative, used in error messages
@@ -25,6 +27,9 @@ type Desired struct {
 	// Hash identifies the desired schema: equal hashes want the same
 	// tables. It does not depend on file names or comments.
 	Hash string `json:"hash"`
+	// Lint is the lint policy the plan is judged by (tern.yaml's lint:
+	// key); the zero value runs every check at its default level.
+	Lint config.Lint `json:"-"`
 }
 
 // Kinds of statements.
@@ -44,6 +49,8 @@ const (
 
 // Finding is one lint finding.
 type Finding struct {
+	// Check is the id of the lint check that found it (LintChecks).
+	Check    string `json:"check"`
 	Severity string `json:"severity"`
 	Table    string `json:"table"`
 	Column   string `json:"column,omitempty"`

@@ -76,6 +76,10 @@ type change struct {
 // shadow schema (no default database needed). The shadow schema is always
 // dropped before Plan returns.
 func (p *Planner) Plan(ctx context.Context, d *Desired, live, shadow *sql.DB) (*Plan, error) {
+	lt, err := newLinter(d.Lint)
+	if err != nil {
+		return nil, err
+	}
 	changes, err := p.diff(ctx, d, live, shadow)
 	if err != nil {
 		return nil, err
@@ -83,7 +87,10 @@ func (p *Planner) Plan(ctx context.Context, d *Desired, live, shadow *sql.DB) (*
 	pl := &Plan{DesiredHash: d.Hash, Statements: []Statement{}, Findings: []Finding{}}
 	for i, c := range changes {
 		pl.Statements = append(pl.Statements, c.stmt)
-		pl.Findings = append(pl.Findings, lint(i, c.diff)...)
+		pl.Findings = append(pl.Findings, lt.lint(i, c.diff)...)
+	}
+	if pl.Findings, err = keepNonEmpty(ctx, live, pl.Findings); err != nil {
+		return nil, err
 	}
 	return pl, nil
 }
@@ -110,6 +117,9 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	start := time.Now()
 	env, err := newEnv()
 	if err != nil {
+		return nil, err
+	}
+	if err := missingReferences(env, d); err != nil {
 		return nil, err
 	}
 	ls, err := p.readLive(ctx, live)

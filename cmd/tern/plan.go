@@ -130,25 +130,20 @@ var planUnused = []string{"store", "github"}
 // planCheckout reads the checkout and the config (or, with --dsn, makes
 // the one target the DSN names), connects to the target and plans.
 func planCheckout(ctx context.Context, a planArgs) (*plan.Plan, planTarget, error) {
-	var (
-		cfg       *config.Config
-		t         *config.Target
-		schemaDir string
-		name      string
-		err       error
-	)
+	find := configTarget
 	if a.dsn != "" {
-		cfg, t, schemaDir, name, err = dsnTarget(a)
-	} else {
-		cfg, t, schemaDir, name, err = configTarget(a)
+		find = dsnTarget
 	}
+	src, err := find(a)
 	if err != nil {
 		return nil, planTarget{}, err
 	}
-	desired, err := plan.LoadDir(a.dir, schemaDir)
+	cfg, t := src.cfg, src.target
+	desired, err := plan.LoadDir(a.dir, src.schemaDir)
 	if err != nil {
 		return nil, planTarget{}, err
 	}
+	desired.Lint = src.lint
 	// The same engines the apply runner uses: a MySQL target's own server,
 	// or a PlanetScale branch password, for the live schema.
 	set := targets.New(cfg, slog.New(slog.DiscardHandler))
@@ -170,79 +165,90 @@ func planCheckout(ctx context.Context, a planArgs) (*plan.Plan, planTarget, erro
 	if err != nil {
 		return nil, planTarget{}, err
 	}
-	return p, planTarget{repo: t.Repository, database: name, env: t.Environment, schemaDir: path.Clean(schemaDir), live: schema.String, serverVersion: version}, nil
+	return p, planTarget{repo: t.Repository, database: src.name, env: t.Environment, schemaDir: path.Clean(src.schemaDir), live: schema.String, serverVersion: version}, nil
+}
+
+// planSource is what a plan reads besides the schema files: the config
+// holding its target, the database's name and schema_dir, and the lint
+// policy of tern.yaml.
+type planSource struct {
+	cfg       *config.Config
+	target    *config.Target
+	schemaDir string
+	name      string
+	lint      config.Lint
 }
 
 // configTarget finds the target of a.database and a.env in the server
 // config and the database's schema_dir in the checkout's tern.yaml.
-func configTarget(a planArgs) (cfg *config.Config, t *config.Target, schemaDir, name string, err error) {
+func configTarget(a planArgs) (planSource, error) {
 	if a.config == "" {
-		return nil, nil, "", "", errors.New("no config: pass --config FILE (or set TERN_CONFIG), or plan against a DSN with --dsn DSN --dir DIR")
+		return planSource{}, errors.New("no config: pass --config FILE (or set TERN_CONFIG), or plan against a DSN with --dsn DSN --dir DIR")
 	}
-	cfg, err = config.Load(a.config, append([]string{webhookSecretKey}, planUnused...)...)
+	cfg, err := config.Load(a.config, append([]string{webhookSecretKey}, planUnused...)...)
 	if err != nil {
-		return nil, nil, "", "", err
+		return planSource{}, err
 	}
 	repo, err := readRepo(a.dir)
 	if err != nil {
-		return nil, nil, "", "", err
+		return planSource{}, err
 	}
 	db, ok := repo.Database(a.database)
 	if !ok {
-		return nil, nil, "", "", fmt.Errorf("database %q is not in %s (it lists: %s)", a.database, config.RepoFile, strings.Join(dbNames(repo), ", "))
+		return planSource{}, fmt.Errorf("database %q is not in %s (it lists: %s)", a.database, config.RepoFile, strings.Join(dbNames(repo), ", "))
 	}
 	if !slices.Contains(db.Environments, a.env) {
-		return nil, nil, "", "", fmt.Errorf("environment %q is not listed for database %s in %s (it lists: %s)", a.env, db.Name, config.RepoFile, strings.Join(db.Environments, ", "))
+		return planSource{}, fmt.Errorf("environment %q is not listed for database %s in %s (it lists: %s)", a.env, db.Name, config.RepoFile, strings.Join(db.Environments, ", "))
 	}
-	t, err = findTarget(cfg, a.repo, a.database, a.env)
+	t, err := findTarget(cfg, a.repo, a.database, a.env)
 	if err != nil {
-		return nil, nil, "", "", err
+		return planSource{}, err
 	}
 	if ps := t.PlanetScale; ps != nil && ps.ShadowDSN == "" && cfg.Store.DSN == "" {
-		return nil, nil, "", "", fmt.Errorf("target %s %s %s: planetscale.shadow_dsn is unset, so planning uses the store's server, and store.dsn is not set either: set one of them", t.Repository, t.Database, t.Environment)
+		return planSource{}, fmt.Errorf("target %s %s %s: planetscale.shadow_dsn is unset, so planning uses the store's server, and store.dsn is not set either: set one of them", t.Repository, t.Database, t.Environment)
 	}
-	return cfg, t, db.SchemaDir, db.Name, nil
+	return planSource{cfg: cfg, target: t, schemaDir: db.SchemaDir, name: db.Name, lint: repo.Lint}, nil
 }
 
 // dsnTarget makes the one MySQL target a.dsn names. The desired files are
 // the schema_dir of a.database (or of the only database) when a.dir holds
 // a tern.yaml, and the *.sql files of a.dir itself otherwise.
-func dsnTarget(a planArgs) (cfg *config.Config, t *config.Target, schemaDir, name string, err error) {
+func dsnTarget(a planArgs) (planSource, error) {
 	dc, err := mysql.ParseDSN(a.dsn)
 	if err != nil {
-		return nil, nil, "", "", fmt.Errorf("--dsn: %v", err)
+		return planSource{}, fmt.Errorf("--dsn: %v", err)
 	}
 	if dc.DBName == "" {
-		return nil, nil, "", "", errors.New("--dsn: name the live schema as the DSN's database, e.g. user:pass@tcp(127.0.0.1:3306)/shop")
+		return planSource{}, errors.New("--dsn: name the live schema as the DSN's database, e.g. user:pass@tcp(127.0.0.1:3306)/shop")
 	}
-	schemaDir, name = ".", dc.DBName
+	schemaDir, name, lint := ".", dc.DBName, config.Lint{}
 	if _, serr := os.Stat(filepath.Join(a.dir, config.RepoFile)); serr == nil {
 		repo, err := readRepo(a.dir)
 		if err != nil {
-			return nil, nil, "", "", err
+			return planSource{}, err
 		}
 		var db *config.RepoDatabase
 		switch {
 		case a.database != "":
 			d, ok := repo.Database(a.database)
 			if !ok {
-				return nil, nil, "", "", fmt.Errorf("database %q is not in %s (it lists: %s)", a.database, config.RepoFile, strings.Join(dbNames(repo), ", "))
+				return planSource{}, fmt.Errorf("database %q is not in %s (it lists: %s)", a.database, config.RepoFile, strings.Join(dbNames(repo), ", "))
 			}
 			db = d
 		case len(repo.Databases) == 1:
 			db = &repo.Databases[0]
 		default:
-			return nil, nil, "", "", fmt.Errorf("%s lists several databases (%s): pass -d DB", config.RepoFile, strings.Join(dbNames(repo), ", "))
+			return planSource{}, fmt.Errorf("%s lists several databases (%s): pass -d DB", config.RepoFile, strings.Join(dbNames(repo), ", "))
 		}
-		schemaDir, name = db.SchemaDir, db.Name
+		schemaDir, name, lint = db.SchemaDir, db.Name, repo.Lint
 	} else if a.database != "" {
 		name = a.database
 	}
-	cfg = &config.Config{Targets: []config.Target{{
+	cfg := &config.Config{Targets: []config.Target{{
 		Database: name, Environment: a.env,
 		MySQL: &config.MySQL{DSN: a.dsn, LockWaitTimeout: config.Duration(10 * time.Second)},
 	}}}
-	return cfg, &cfg.Targets[0], schemaDir, name, nil
+	return planSource{cfg: cfg, target: &cfg.Targets[0], schemaDir: schemaDir, name: name, lint: lint}, nil
 }
 
 // readRepo reads and parses dir's tern.yaml.
