@@ -138,9 +138,12 @@ func TestDSNErrorHidesPassword(t *testing.T) {
 }
 
 func TestParseRepo(t *testing.T) {
-	r, err := ParseRepo([]byte("databases:\n  - name: shop\n    schema_dir: db/shop/\n    environments: [staging, production]\napply_requirements: [approved]\n"))
+	r, err := ParseRepo([]byte("databases:\n  - name: shop\n    schema_dir: db/shop/\n    environments: [staging, production]\napply_requirements: [approved]\nlint:\n  checks: {no-primary-key: error}\n  max_index_bytes: 1000\n"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if r.Lint.Checks["no-primary-key"] != LintError || r.Lint.MaxIndexBytes != 1000 {
+		t.Errorf("lint: %+v", r.Lint)
 	}
 	db, ok := r.Database("shop")
 	if !ok || db.SchemaDirClean() != "db/shop" || db.Previous("production") != "staging" || db.Previous("staging") != "" {
@@ -157,6 +160,8 @@ func TestParseRepo(t *testing.T) {
 		{"databases:\n  - name: shop\n    schema_dir: db\n    envs: [a]\n", `tern.yaml:4: unknown key "envs" (known: name, schema_dir, environments)`},
 		{"databases:\n  - name: shop\n    schema_dir: db\n    enviroments: [a]\n", `tern.yaml:4: unknown key "enviroments" (did you mean "environments"?)`},
 		{"database:\n  - name: shop\n", `tern.yaml:1: unknown key "database" (did you mean "databases"?)`},
+		{"databases:\n  - name: shop\n    schema_dir: db\n    environments: [a]\nlint:\n  checks:\n    drop-index: loud\n", `tern.yaml: lint.checks.drop-index: unknown level "loud" (known: error, warning, off)`},
+		{"databases:\n  - name: shop\n    schema_dir: db\n    environments: [a]\nlint:\n  charsett: latin1\n", `tern.yaml:6: unknown key "charsett" (did you mean "charset"?)`},
 	}
 	for _, tt := range bad {
 		_, err := ParseRepo([]byte(tt.yaml))

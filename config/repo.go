@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"reflect"
 	"slices"
@@ -22,7 +23,31 @@ type Repo struct {
 	// (an approving review and no outstanding change request) and/or
 	// "mergeable" (GitHub reports the PR mergeable).
 	ApplyRequirements []string `yaml:"apply_requirements"`
+	// Lint tunes the plan's lint checks. It is policy, like
+	// apply_requirements.
+	Lint Lint `yaml:"lint"`
 }
+
+// Lint is tern.yaml's lint: key.
+type Lint struct {
+	// Checks sets a check, by its id, to error (unsafe: applying needs
+	// --allow-unsafe), warning (shown) or off. Unlisted checks keep their
+	// default level (the README lists them).
+	Checks map[string]string `yaml:"checks"`
+	// Charset is the character set tables and columns should use (the
+	// charset check). Default utf8mb4.
+	Charset string `yaml:"charset"`
+	// MaxIndexBytes is the longest index key, in bytes, that the
+	// long-index-prefix check lets pass. Default 767.
+	MaxIndexBytes int `yaml:"max_index_bytes"`
+}
+
+// Lint levels of tern.yaml's lint.checks.
+const (
+	LintError   = "error"
+	LintWarning = "warning"
+	LintOff     = "off"
+)
 
 // RepoDatabase is one database of tern.yaml.
 type RepoDatabase struct {
@@ -101,6 +126,14 @@ func (r *Repo) validate() error {
 			}
 			envs[e] = true
 		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(r.Lint.Checks)) {
+		if lv := r.Lint.Checks[id]; lv != LintError && lv != LintWarning && lv != LintOff {
+			bad("lint.checks."+id, "unknown level %q (known: error, warning, off)", lv)
+		}
+	}
+	if r.Lint.MaxIndexBytes < 0 {
+		bad("lint.max_index_bytes", "must not be negative")
 	}
 	for i, req := range r.ApplyRequirements {
 		if req != RequireApproved && req != RequireMergeable {
