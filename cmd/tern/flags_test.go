@@ -43,11 +43,24 @@ func TestActionArgs(t *testing.T) {
 		{map[string]string{"INPUT_ARGS": "--limit 5"}, ""},
 		{map[string]string{"GITHUB_ACTIONS": "true"}, ""},
 		{map[string]string{"GITHUB_ACTIONS": "true", "INPUT_ARGS": "  --dir .  -d shop\n-e staging "}, "--dir|.|-d|shop|-e|staging"},
+		{map[string]string{"GITHUB_ACTIONS": "true", "INPUT_ARGS": `--dir "db checkout" --dsn 'u:p w@tcp(h:3306)/shop' -e it\'s`}, "--dir|db checkout|--dsn|u:p w@tcp(h:3306)/shop|-e|it's"},
+		{map[string]string{"GITHUB_ACTIONS": "true", "INPUT_ARGS": `--dir "$HOME" $(rm -rf /)`}, "--dir|$HOME|$(rm|-rf|/)"},
 	}
 	for _, tt := range tests {
-		got := strings.Join(actionArgs(func(k string) string { return tt.env[k] }), "|")
+		args, err := actionArgs(func(k string) string { return tt.env[k] })
+		if err != nil {
+			t.Fatalf("actionArgs(%v): %v", tt.env, err)
+		}
+		got := strings.Join(args, "|")
 		if got != tt.want {
 			t.Errorf("actionArgs(%v) = %q, want %q", tt.env, got, tt.want)
 		}
+	}
+}
+
+func TestActionArgsUnterminatedQuote(t *testing.T) {
+	env := map[string]string{"GITHUB_ACTIONS": "true", "INPUT_ARGS": `--dir "db`}
+	if _, err := actionArgs(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), `unterminated " quote`) {
+		t.Errorf("err = %v", err)
 	}
 }

@@ -9,10 +9,11 @@ import (
 	"log"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/ternhq/tern/internal/actions"
 )
 
 // Set by the linker: -ldflags "-X main.version=v1.2.3 -X main.commit=abc".
@@ -39,7 +40,12 @@ func commands() []command {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, append(os.Args[1:], actionArgs(os.Getenv)...), os.Stdout, os.Stderr)
+	extra, err := actionArgs(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tern: %v\n", err)
+		os.Exit(1)
+	}
+	code := run(ctx, append(os.Args[1:], extra...), os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -83,10 +89,11 @@ func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) in
 // actionArgs returns the extra flags given to the GitHub Action's `args`
 // input: in a Docker action GitHub passes each input as INPUT_<NAME>, and
 // action.yml's fixed argument list cannot hold optional flags such as
-// `tern plan`'s `--dir . -d shop -e staging`. Outside Actions it is empty.
-func actionArgs(getenv func(string) string) []string {
-	if getenv("GITHUB_ACTIONS") != "true" {
-		return nil
+// `tern plan`'s `--dir . -d shop -e staging`. They are split as a shell
+// would (quotes keep blanks), with no shell. Outside Actions it is empty.
+func actionArgs(getenv func(string) string) ([]string, error) {
+	if !actions.Enabled(getenv) {
+		return nil, nil
 	}
-	return strings.Fields(getenv("INPUT_ARGS"))
+	return actions.SplitArgs(getenv("INPUT_ARGS"))
 }

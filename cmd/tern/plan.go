@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/sethvargo/go-githubactions"
 
 	"github.com/ternhq/tern/config"
+	"github.com/ternhq/tern/internal/actions"
 	"github.com/ternhq/tern/plan"
 	"github.com/ternhq/tern/report"
 	"github.com/ternhq/tern/targets"
@@ -43,28 +45,63 @@ type planArgs struct {
 // tern plan --dsn DSN --dir DIR [-d DB] [--json].
 // It exits 0 when there is nothing to change, 2 when there is, 1 on error.
 func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return planMain(ctx, args, stdout, stderr, os.Getenv)
+}
+
+// planMain runs tern plan with its environment (getenv) injected. Inside
+// GitHub Actions it also sets the outputs changes, statements and unsafe,
+// writes the plan as the step summary, and exits 0 whenever it planned,
+// unless the fail-on input (unsafe, changes, never) says otherwise.
+func planMain(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	var gha *githubactions.Action
+	if actions.Enabled(getenv) {
+		gha = githubactions.New(githubactions.WithGetenv(getenv), githubactions.WithWriter(stdout))
+	}
+	fail := func(err error) int {
+		if gha != nil {
+			gha.Errorf("tern plan: %v", err)
+		}
+		fmt.Fprintf(stderr, "tern plan: %v\n", err)
+		return planError
+	}
 	a, err := parsePlanArgs(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return planNoChanges
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "tern plan: %v\n", err)
-		return planError
+		return fail(err)
+	}
+	failOn := actions.FailOnNever
+	if gha != nil {
+		if failOn, err = actions.ParseFailOn(gha.GetInput("fail-on")); err != nil {
+			return fail(err)
+		}
+		if dc, err := mysql.ParseDSN(a.dsn); err == nil {
+			actions.Mask(gha, []string{dc.Passwd})
+		}
 	}
 	p, target, err := planCheckout(ctx, a)
+	if gha != nil {
+		actions.Mask(gha, target.secrets)
+	}
 	if err != nil {
-		fmt.Fprintf(stderr, "tern plan: %v\n", err)
-		return planError
+		return fail(err)
 	}
 	if a.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(planJSONOf(target, p)); err != nil {
-			fmt.Fprintf(stderr, "tern plan: %v\n", err)
-			return planError
+			return fail(err)
 		}
 	} else {
 		printPlan(stdout, target, p)
+	}
+	if gha != nil {
+		actions.WritePlan(gha, target.describe(), p)
+		if why := failOn.Fails(p); why != "" {
+			return fail(errors.New(why))
+		}
+		return planNoChanges
 	}
 	if p.HasChanges() {
 		return planChanges
@@ -120,6 +157,8 @@ func parsePlanArgs(args []string, stderr io.Writer) (planArgs, error) {
 // planTarget names what a plan was made for.
 type planTarget struct {
 	repo, database, env, schemaDir, live, serverVersion string
+	// secrets are the config's, to mask in a workflow log.
+	secrets []string
 }
 
 // planUnused are the key paths of the server config that tern plan never
@@ -139,9 +178,10 @@ func planCheckout(ctx context.Context, a planArgs) (*plan.Plan, planTarget, erro
 		return nil, planTarget{}, err
 	}
 	cfg, t := src.cfg, src.target
+	masked := planTarget{secrets: cfg.Secrets()} // returned with errors too, for masking
 	desired, err := plan.LoadDir(a.dir, src.schemaDir)
 	if err != nil {
-		return nil, planTarget{}, err
+		return nil, masked, err
 	}
 	desired.Lint = src.lint
 	// The same engines the apply runner uses: a MySQL target's own server,
@@ -150,22 +190,22 @@ func planCheckout(ctx context.Context, a planArgs) (*plan.Plan, planTarget, erro
 	defer set.Close()
 	tg, err := set.Target(ctx, t.Repository, t.Database, t.Environment)
 	if err != nil {
-		return nil, planTarget{}, err
+		return nil, masked, err
 	}
 	live, err := tg.Engine.Live(ctx)
 	if err != nil {
-		return nil, planTarget{}, fmt.Errorf("connect to the live schema: %w", err)
+		return nil, masked, fmt.Errorf("connect to the live schema: %w", err)
 	}
 	var schema sql.NullString
 	var version string
 	if err := live.QueryRowContext(ctx, "SELECT DATABASE(), VERSION()").Scan(&schema, &version); err != nil {
-		return nil, planTarget{}, fmt.Errorf("connect to the live schema: %w", err)
+		return nil, masked, fmt.Errorf("connect to the live schema: %w", err)
 	}
 	p, err := (&plan.Planner{}).Plan(ctx, desired, live, tg.Shadow)
 	if err != nil {
-		return nil, planTarget{}, err
+		return nil, masked, err
 	}
-	return p, planTarget{repo: t.Repository, database: src.name, env: t.Environment, schemaDir: path.Clean(src.schemaDir), live: schema.String, serverVersion: version}, nil
+	return p, planTarget{repo: t.Repository, database: src.name, env: t.Environment, schemaDir: path.Clean(src.schemaDir), live: schema.String, serverVersion: version, secrets: masked.secrets}, nil
 }
 
 // planSource is what a plan reads besides the schema files: the config

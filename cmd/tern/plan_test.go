@@ -280,3 +280,55 @@ targets:
 		t.Error("the service token leaked into the output")
 	}
 }
+
+// In GitHub Actions, tern plan exits 0 when it planned, sets the outputs
+// changes, statements and unsafe, writes the plan as the step summary, and
+// fails only on errors or when fail-on says so.
+func TestPlanInAction(t *testing.T) {
+	ctx := context.Background()
+	const table = "CREATE TABLE users (id bigint unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY, email varchar(255) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"
+	const changed = "CREATE TABLE users (id bigint unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;\nCREATE TABLE orders (id int unsigned PRIMARY KEY);\n"
+	for _, tc := range []struct {
+		name, schema, failOn string
+		code                 int
+		outputs              map[string]string
+		stdout               string
+	}{
+		{"changes pass by default", changed, "", 0, map[string]string{"changes": "true", "statements": "2", "unsafe": "1"}, ""},
+		{"fail-on unsafe", changed, "unsafe", 1, map[string]string{"unsafe": "1"}, "::error::tern plan: the plan has 1 unsafe findings (fail-on: unsafe)"},
+		{"fail-on changes", changed, "changes", 1, map[string]string{"changes": "true"}, "fail-on: changes"},
+		{"no changes, fail-on changes", table + ";\n", "changes", 0, map[string]string{"changes": "false", "statements": "0", "unsafe": "0"}, ""},
+		{"bad fail-on", table + ";\n", "sometimes", 1, nil, "::error::tern plan: input fail-on"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := planFixture(t, tc.schema, table)
+			dir := t.TempDir()
+			env := map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": filepath.Join(dir, "out"), "GITHUB_STEP_SUMMARY": filepath.Join(dir, "summary"), "INPUT_FAIL-ON": tc.failOn}
+			var out, errOut bytes.Buffer
+			code := planMain(ctx, args, &out, &errOut, func(k string) string { return env[k] })
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stdout %s stderr %s", code, tc.code, out.String(), errOut.String())
+			}
+			if !strings.Contains(out.String(), tc.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", tc.stdout, out.String())
+			}
+			if tc.outputs == nil {
+				return
+			}
+			gotOut, _ := os.ReadFile(env["GITHUB_OUTPUT"])
+			for k, v := range tc.outputs {
+				if !strings.Contains(string(gotOut), k+"<<_GitHubActionsFileCommandDelimeter_\n"+v+"\n") {
+					t.Errorf("outputs lack %s=%s:\n%s", k, v, gotOut)
+				}
+			}
+			summary, _ := os.ReadFile(env["GITHUB_STEP_SUMMARY"])
+			want := "No changes"
+			if tc.schema == changed {
+				want = "**Plan:** 2 statements (1 create, 1 alter, 0 drop), 1 unsafe"
+			}
+			if !strings.Contains(string(summary), "### tern plan: acme/shop, database shop, environment staging") || !strings.Contains(string(summary), want) {
+				t.Errorf("step summary lacks %q:\n%s", want, summary)
+			}
+		})
+	}
+}
