@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -211,7 +212,7 @@ func TestPlanExitCodes(t *testing.T) {
 		stderr string
 	}{
 		{"no changes", []string{"--dir", same, "-d", "shop", "-e", "staging"}, 0, []string{"No changes"}, ""},
-		{"changes", []string{"--dir", changed, "-d", "shop", "-e", "staging"}, 2, []string{"ADD COLUMN", "email", "Plan: 1 statements"}, ""},
+		{"changes", []string{"--dir", changed, "-d", "shop", "-e", "staging"}, 2, []string{"ADD COLUMN", "email", "Plan: 1 statement (0 create, 1 alter, 0 drop), 0 unsafe"}, ""},
 		{"flags after the checkout", []string{"-d", "shop", "--dir", changed, "-e", "staging"}, 2, []string{"email"}, ""},
 		{"missing -d", []string{"--dir", changed, "-e", "staging"}, 1, nil, "-d DB is required"},
 		{"environment not in tern.yaml", []string{"--dir", changed, "-d", "shop", "-e", "production"}, 1, nil, `environment "production" is not listed`},
@@ -235,6 +236,34 @@ func TestPlanExitCodes(t *testing.T) {
 			}
 		})
 	}
+
+	// With --dsn, no config file at all: the binary plans against the
+	// schema the DSN names, and the driver's own log lines stay out of the
+	// terminal when the server hangs up.
+	t.Run("dsn without a config", func(t *testing.T) {
+		stdout, stderr, code := w.run("plan", "--dsn", liveDSN(t, liveName), "--dir", changed)
+		if code != 2 || !strings.Contains(stdout, "ADD COLUMN `email`") {
+			t.Fatalf("exit %d, want 2 and the DDL\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		_, stderr, code = w.run("plan", "--dsn", "root@tcp("+ln.Addr().String()+")/shop?timeout=2s", "--dir", changed)
+		if code != 1 || !strings.Contains(stderr, "tern plan: ") || strings.Contains(stderr, "[mysql]") {
+			t.Errorf("a server that hangs up: exit %d, stderr:\n%s", code, stderr)
+		}
+	})
 
 	t.Run("json", func(t *testing.T) {
 		for _, c := range []struct {
