@@ -393,6 +393,19 @@ func TestAutoplanShowsTernYAMLError(t *testing.T) {
 	}
 }
 
+// A schema_dir that is not in the PR head says so in the plan comment,
+// instead of "no *.sql files".
+func TestPlanSaysSchemaDirMissing(t *testing.T) {
+	h := newHarness(t)
+	f := files(usersV2)
+	f["tern.yaml"] = strings.Replace(ternYAML, "schema_dir: db/shop", "schema_dir: db/shopp", 1)
+	h.openPR(7, sha1, f)
+	cs := h.botComments(7)
+	if len(cs) != 1 || !strings.Contains(cs[0], "schema_dir db/shopp does not exist") {
+		t.Errorf("plan comment does not say the schema_dir is missing: %v", cs)
+	}
+}
+
 func TestApplyStagingThenProduction(t *testing.T) {
 	h := newHarness(t)
 	h.openPR(2, sha1, files(usersV2))

@@ -176,13 +176,16 @@ func (bc *blobCache) put(key string, d []byte) {
 const blobWorkers = 8
 
 // schemaFiles reads every *.sql file under dir, recursively. A missing
-// directory gives no files (the planner refuses that). Symbolic links and
+// directory is an error that says so. Symbolic links and
 // submodules anywhere under dir are refused by name: what they point at is
 // not in the commit's schema_dir.
 func (c *commitReader) schemaFiles(ctx context.Context, dir string) ([]plan.File, error) {
 	e, ok, err := c.entry(ctx, dir)
-	if err != nil || !ok {
+	if err != nil {
 		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("schema_dir %s does not exist at %s (check its spelling in tern.yaml)", dir, short(c.sha))
 	}
 	if e.GetType() != "tree" {
 		return nil, fmt.Errorf("schema_dir %s at %s is a %s, not a directory", dir, short(c.sha), kindOf(e))
