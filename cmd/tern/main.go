@@ -31,7 +31,7 @@ func commands() []command {
 	return []command{
 		{"serve", "GitHub App webhook server, apply workers and (optionally) the recovery loop", runServe},
 		{"recover", "one recovery pass, then exit", runRecover},
-		{"plan", "plan a local checkout against a configured target", runPlan},
+		{"plan", "plan a local checkout against a configured target, or against a DSN (--dsn)", runPlan},
 		{"migrate", "create or upgrade the store's tables", runMigrate},
 		{"demo", "the whole story on this machine, no GitHub account needed", runDemo},
 		{"version", "print version and commit", runVersion},
