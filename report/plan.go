@@ -104,10 +104,19 @@ func renderFindings(fs []plan.Finding) string {
 			if sev == plan.SeverityError {
 				label = "⛔ " + FindingWord(sev)
 			}
-			fmt.Fprintf(&b, "- %s: %s: %s\n", label, code(subject(f)), oneLine(f.Message))
+			fmt.Fprintf(&b, "- %s: %s: %s%s\n", label, code(subject(f)), oneLine(f.Message), checkSuffix(f))
 		}
 	}
 	return b.String()
+}
+
+// checkSuffix names the lint check of f, as tern.yaml's lint.checks
+// names it: " (`drop-column`)", or "" for a finding stored without one.
+func checkSuffix(f plan.Finding) string {
+	if f.Check == "" {
+		return ""
+	}
+	return " (" + code(f.Check) + ")"
 }
 
 func subject(f plan.Finding) string {

@@ -45,7 +45,7 @@ var (
 	}, Findings: []plan.Finding{{Severity: plan.SeverityWarning, Table: "users", Column: "email", Message: "adds NOT NULL column", Statement: 0}}}
 	dropCol = &plan.Plan{DesiredHash: "h2", Statements: []plan.Statement{
 		{Table: "users", Kind: plan.KindAlter, DDL: "ALTER TABLE `users` DROP COLUMN `legacy`"},
-	}, Findings: []plan.Finding{{Severity: plan.SeverityError, Table: "users", Column: "legacy", Message: "drops column legacy: its data is lost", Statement: 0}}}
+	}, Findings: []plan.Finding{{Check: plan.CheckDropColumn, Severity: plan.SeverityError, Table: "users", Column: "legacy", Message: "drops column legacy: its data is lost", Statement: 0}}}
 	sha   = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
 	clock = time.Date(2024, 5, 1, 14, 5, 0, 0, time.UTC)
 )

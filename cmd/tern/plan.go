@@ -355,7 +355,11 @@ func printPlan(w io.Writer, t planTarget, p *plan.Plan) {
 	if len(p.Findings) > 0 {
 		fmt.Fprintln(w, "Lint:")
 		for _, f := range p.Findings {
-			fmt.Fprintf(w, "  %-7s %s: %s\n", report.FindingWord(f.Severity), f.Table, f.Message)
+			check := ""
+			if f.Check != "" {
+				check = " (" + f.Check + ")"
+			}
+			fmt.Fprintf(w, "  %-7s %s: %s%s\n", report.FindingWord(f.Severity), f.Table, f.Message, check)
 		}
 		fmt.Fprintln(w)
 	}

@@ -69,7 +69,7 @@ func TestRunPlan(t *testing.T) {
 		if code := runPlan(ctx, append([]string{"-e", "staging"}, args...), &out, &errOut); code != 2 {
 			t.Fatalf("exit %d, want 2; stderr: %s", code, errOut.String())
 		}
-		for _, want := range []string{"CREATE TABLE `orders`", "ALTER TABLE `users` DROP COLUMN `email`;", "unsafe  users: drops column email: its data is lost", "Plan: 2 statements (1 create, 1 alter, 0 drop), 1 unsafe. Applying needs --allow-unsafe."} {
+		for _, want := range []string{"CREATE TABLE `orders`", "ALTER TABLE `users` DROP COLUMN `email`;", "unsafe  users: drops column email: its data is lost (drop-column)", "Plan: 2 statements (1 create, 1 alter, 0 drop), 1 unsafe. Applying needs --allow-unsafe."} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("output lacks %q:\n%s", want, out.String())
 			}
