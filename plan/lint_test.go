@@ -134,3 +134,21 @@ func golden(t *testing.T, name, got string) {
 		t.Errorf("%s differs from %s:\n--- got ---\n%s\n--- want ---\n%s", name, path, got, want)
 	}
 }
+
+// A foreign key to a table that no schema file creates fails the plan
+// with the file and the line of its REFERENCES, before anything reaches a
+// server.
+func TestMissingReferenceHasFileLine(t *testing.T) {
+	d, err := Parse([]File{
+		{Path: "db/shop/customers.sql", Data: []byte("CREATE TABLE customers (id int PRIMARY KEY);\n")},
+		{Path: "db/shop/orders.sql", Data: []byte("-- orders\nCREATE TABLE orders (\n  id int PRIMARY KEY,\n  customer_id int,\n  item_id int,\n  FOREIGN KEY (customer_id) REFERENCES customers (id),\n  FOREIGN KEY (item_id) REFERENCES `items` (id)\n);\n")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&Planner{}).Plan(context.Background(), d, nil, nil)
+	want := "db/shop/orders.sql:7: table `orders`: a foreign key references table `items`, which no schema file creates"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %s", err, want)
+	}
+}
