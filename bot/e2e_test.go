@@ -400,8 +400,9 @@ func TestPlanSaysSchemaDirMissing(t *testing.T) {
 	f := files(usersV2)
 	f["tern.yaml"] = strings.Replace(ternYAML, "schema_dir: db/shop", "schema_dir: db/shopp", 1)
 	h.openPR(7, sha1, f)
+	h.comment(7, "alice", "User", "/tern plan")
 	cs := h.botComments(7)
-	if len(cs) != 1 || !strings.Contains(cs[0], "schema_dir db/shopp does not exist") {
+	if len(cs) == 0 || !strings.Contains(cs[0], "schema_dir db/shopp does not exist") {
 		t.Errorf("plan comment does not say the schema_dir is missing: %v", cs)
 	}
 }
