@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/google/go-github/v60/github"
@@ -102,6 +103,9 @@ func policyChanges(base, head *config.Repo) []string {
 	slices.Sort(hr)
 	if !slices.Equal(slices.Compact(br), slices.Compact(hr)) {
 		out = append(out, "`apply_requirements`")
+	}
+	if bl, hl := base.Lint, head.Lint; !maps.Equal(bl.Checks, hl.Checks) || bl.Charset != hl.Charset || bl.MaxIndexBytes != hl.MaxIndexBytes {
+		out = append(out, "`lint`")
 	}
 	for _, db := range base.Databases {
 		hdb, ok := head.Database(db.Name)

@@ -280,3 +280,19 @@ func TestReplanReadsOnlyChangedBlobs(t *testing.T) {
 		t.Errorf("re-plan after one file changed read %d blobs, want 1", n)
 	}
 }
+
+// tern.yaml's lint: is policy: a head that turns a check off is still
+// judged by the base's lint, and its plan comment names the change.
+func TestLintPolicyComesFromTheBase(t *testing.T) {
+	h := newHarness(t)
+	h.gh.SetBase(repoName, map[string]string{"tern.yaml": ternYAML, "db/shop/users.sql": usersV1})
+	head := files(usersV2)
+	head["tern.yaml"] = ternYAML + "lint:\n  checks:\n    drop-column: off\n    lossy-column-change: off\n"
+	head["db/shop/users.sql"] = "CREATE TABLE users (id bigint NOT NULL PRIMARY KEY);\n"
+	h.gh.OpenPR(repoName, 3, sha1, head)
+	h.deliver("pull_request", mustPayload(t, "opened", 3, sha1))
+	pc := h.planComment(3)
+	if !strings.Contains(pc, "`lint`") || !strings.Contains(pc, "⛔ unsafe") || !strings.Contains(pc, "(`drop-column`)") {
+		t.Errorf("plan comment: the head's lint was used, or the change is not named:\n%s", pc)
+	}
+}
