@@ -35,6 +35,18 @@ type Config struct {
 	Targets []Target `yaml:"targets"`
 	// Recovery tunes retries and the recovery pass.
 	Recovery Recovery `yaml:"recovery"`
+
+	// targetIndex is, when LoadTarget dropped targets, the index in the
+	// file of each of Targets, for error messages.
+	targetIndex []int
+}
+
+// index is the index in the file of Targets[i].
+func (c *Config) index(i int) int {
+	if i < len(c.targetIndex) {
+		return c.targetIndex[i]
+	}
+	return i
 }
 
 // Store configures the MySQL ledger.
@@ -160,7 +172,23 @@ func Load(path string, unused ...string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	c, err := parse(b, lookupExcept(os.LookupEnv, unused))
+	c, err := parse(b, lookupExcept(os.LookupEnv, unused), nil)
+	if err != nil {
+		return nil, atFile(path, err)
+	}
+	return c, nil
+}
+
+// LoadTarget is Load for a command that uses only the targets keep
+// accepts (tern plan): the others are dropped before their variables are
+// expanded, so an unset variable in them is no error. Errors still name
+// the kept targets by their index in the file.
+func LoadTarget(path string, keep func(repository, database, environment string) bool, unused ...string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := parse(b, lookupExcept(os.LookupEnv, unused), keep)
 	if err != nil {
 		return nil, atFile(path, err)
 	}
@@ -170,7 +198,7 @@ func Load(path string, unused ...string) (*Config, error) {
 // Parse parses YAML config text. lookup resolves ${VAR} references (use
 // os.LookupEnv); an unset variable is an error naming the key.
 func Parse(b []byte, lookup func(string) (string, bool)) (*Config, error) {
-	return parse(b, func(_, name string) (string, bool) { return lookup(name) })
+	return parse(b, func(_, name string) (string, bool) { return lookup(name) }, nil)
 }
 
 // keyLookup resolves ${VAR} name found in the value at key path.
@@ -188,7 +216,9 @@ func lookupExcept(lookup func(string) (string, bool), unused []string) keyLookup
 	}
 }
 
-func parse(b []byte, lookup keyLookup) (*Config, error) {
+// parse parses config text; keep, when not nil, says which targets to
+// keep (see LoadTarget).
+func parse(b []byte, lookup keyLookup, keep func(repository, database, environment string) bool) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
 		return nil, fmt.Errorf("parse yaml: %w", err)
@@ -201,6 +231,10 @@ func parse(b []byte, lookup keyLookup) (*Config, error) {
 	if err := checkKeys(&root, reflect.TypeOf(Config{}), "", false); err != nil {
 		return nil, err
 	}
+	kept := keptTargets(root.Content[0], keep)
+	if kept != nil {
+		lookup = skipTargets(lookup, kept)
+	}
 	if err := expand(root.Content[0], "", lookup); err != nil {
 		return nil, err
 	}
@@ -211,6 +245,16 @@ func parse(b []byte, lookup keyLookup) (*Config, error) {
 	dec := root.Content[0]
 	if err := decodeStrict(dec, &c); err != nil {
 		return nil, err
+	}
+	if kept != nil {
+		var ts []Target
+		for i, t := range c.Targets {
+			if kept[i] {
+				ts = append(ts, t)
+				c.targetIndex = append(c.targetIndex, i)
+			}
+		}
+		c.Targets = ts
 	}
 	c.setDefaults()
 	if err := c.Validate(); err != nil {
@@ -349,7 +393,7 @@ func (c *Config) Validate() error {
 	}
 	seen := map[string]int{}
 	for i, t := range c.Targets {
-		p := fmt.Sprintf("targets[%d]", i)
+		p := fmt.Sprintf("targets[%d]", c.index(i))
 		if t.Repository == "" {
 			bad(p+".repository", "required (owner/name)")
 		} else if strings.Count(t.Repository, "/") != 1 {
@@ -365,7 +409,7 @@ func (c *Config) Validate() error {
 		if j, ok := seen[key]; ok {
 			bad(p, "duplicates targets[%d] (%s %s %s)", j, t.Repository, t.Database, t.Environment)
 		}
-		seen[key] = i
+		seen[key] = c.index(i)
 		switch {
 		case t.MySQL != nil && t.PlanetScale != nil:
 			bad(p, "set mysql or planetscale, not both")

@@ -180,3 +180,54 @@ func editDistance(a, b string) int {
 	}
 	return d[len(a)][len(b)]
 }
+
+// keptTargets returns, by index, the targets of the config tree root that
+// keep accepts, judged by their repository, database and environment as
+// written; nil when keep is nil.
+func keptTargets(root *yaml.Node, keep func(repository, database, environment string) bool) map[int]bool {
+	if keep == nil {
+		return nil
+	}
+	kept := map[int]bool{}
+	ts := mappingValue(root, "targets")
+	if ts == nil || ts.Kind != yaml.SequenceNode {
+		return kept
+	}
+	for i, t := range ts.Content {
+		field := func(k string) string {
+			if v := mappingValue(t, k); v != nil && v.Kind == yaml.ScalarNode {
+				return v.Value
+			}
+			return ""
+		}
+		if keep(field("repository"), field("database"), field("environment")) {
+			kept[i] = true
+		}
+	}
+	return kept
+}
+
+// mappingValue is the value of key in mapping n, or nil.
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// skipTargets answers "" for every variable inside a target that kept
+// does not hold, so that dropped targets need none of their variables.
+func skipTargets(lookup keyLookup, kept map[int]bool) keyLookup {
+	return func(path, name string) (string, bool) {
+		var i int
+		if _, err := fmt.Sscanf(path, "targets[%d]", &i); err == nil && !kept[i] {
+			return "", true
+		}
+		return lookup(path, name)
+	}
+}

@@ -45,3 +45,32 @@ func TestLoadNamesFileAndLine(t *testing.T) {
 		t.Errorf("Load: %v, want %s", err, want)
 	}
 }
+
+// LoadTarget reads only the targets a command uses: the others' unset
+// variables are no error, and a kept target's error names its index in
+// the file.
+func TestLoadTarget(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "tern-server.yaml")
+	body := "targets:\n" +
+		"  - {repository: a/b, database: shop, environment: production, planetscale: {organization: o, database: d, service_token_id: \"${TERN_TEST_UNSET_1}\", service_token: \"${TERN_TEST_UNSET_2}\"}}\n" +
+		"  - {repository: a/b, database: shop, environment: staging, mysql: {dsn: \"${TERN_TEST_LOAD_TARGET_DSN}\"}}\n"
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	staging := func(_, db, env string) bool { return db == "shop" && env == "staging" }
+	t.Setenv("TERN_TEST_LOAD_TARGET_DSN", "u:p@tcp(127.0.0.1:3306)/shop")
+	c, err := LoadTarget(p, staging)
+	if err != nil {
+		t.Fatalf("LoadTarget: %v", err)
+	}
+	if len(c.Targets) != 1 || c.Targets[0].Environment != "staging" {
+		t.Errorf("targets: %+v", c.Targets)
+	}
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "TERN_TEST_UNSET_1 is not set") {
+		t.Errorf("Load reads every target: %v", err)
+	}
+	t.Setenv("TERN_TEST_LOAD_TARGET_DSN", "")
+	if _, err := LoadTarget(p, staging); err == nil || !strings.Contains(err.Error(), "targets[1].mysql.dsn: required") {
+		t.Errorf("LoadTarget with the kept target's DSN empty: %v, want targets[1].mysql.dsn: required", err)
+	}
+}

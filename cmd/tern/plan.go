@@ -225,7 +225,12 @@ func configTarget(a planArgs) (planSource, error) {
 	if a.config == "" {
 		return planSource{}, errors.New("no config: pass --config FILE (or set TERN_CONFIG), or plan against a DSN with --dsn DSN --dir DIR")
 	}
-	cfg, err := config.Load(a.config, append([]string{webhookSecretKey}, planUnused...)...)
+	// Only the target planned is read: the other targets' variables may
+	// be unset.
+	keep := func(repo, database, env string) bool {
+		return database == a.database && env == a.env && (a.repo == "" || strings.EqualFold(repo, a.repo))
+	}
+	cfg, err := config.LoadTarget(a.config, keep, append([]string{webhookSecretKey}, planUnused...)...)
 	if err != nil {
 		return planSource{}, err
 	}

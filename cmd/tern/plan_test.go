@@ -180,8 +180,8 @@ func TestRunPlan(t *testing.T) {
 }
 
 // tern plan reads only its target: the README's server config, with the
-// store's and the GitHub App's variables unset, plans; so does a config
-// with no store: block at all.
+// store's, the GitHub App's and the other target's variables unset, plans;
+// so does a config with no store: block at all.
 func TestRunPlanNeedsNoSecrets(t *testing.T) {
 	ctx := context.Background()
 	const table = "CREATE TABLE users (id bigint unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"
@@ -190,7 +190,9 @@ func TestRunPlanNeedsNoSecrets(t *testing.T) {
 		"",
 	} {
 		args := planFixture(t, table+";\n", table)
-		os.WriteFile(args[1], []byte(head+"targets:\n  - repository: acme/shop\n    database: shop\n    environment: staging\n    mysql:\n      dsn: ${TERN_TEST_PLAN_DSN}\n"), 0o644)
+		os.WriteFile(args[1], []byte(head+"targets:\n  - repository: acme/shop\n    database: shop\n    environment: staging\n    mysql:\n      dsn: ${TERN_TEST_PLAN_DSN}\n"+
+			"  - repository: acme/shop\n    database: shop\n    environment: production\n    planetscale:\n      organization: acme\n      database: shop\n"+
+			"      service_token_id: ${TERN_TEST_SURELY_UNSET_PS_ID}\n      service_token: ${TERN_TEST_SURELY_UNSET_PS}\n"), 0o644)
 		var out, errOut bytes.Buffer
 		if code := runPlan(ctx, args, &out, &errOut); code != 0 {
 			t.Errorf("config %q: exit %d, want 0; stderr: %s", head, code, errOut.String())
