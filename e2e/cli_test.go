@@ -265,6 +265,30 @@ func TestPlanExitCodes(t *testing.T) {
 		}
 	})
 
+	// As the Action runs it: the args input split with its quotes (a
+	// checkout whose path holds a space), exit 0 on changes, the outputs
+	// and the step summary written.
+	t.Run("in the Action", func(t *testing.T) {
+		spaced := filepath.Join(t.TempDir(), "my checkout")
+		if err := os.CopyFS(spaced, os.DirFS(changed)); err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		outputs, stepSummary := filepath.Join(dir, "outputs"), filepath.Join(dir, "summary")
+		p := w.startEnv([]string{"GITHUB_ACTIONS=true", "GITHUB_OUTPUT=" + outputs, "GITHUB_STEP_SUMMARY=" + stepSummary,
+			`INPUT_ARGS=--dir "` + spaced + `" -d shop -e staging`}, "plan", "--config", cfg)
+		if code := p.wait(t); code != 0 {
+			t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, p.stdout.String(), p.stderr.String())
+		}
+		out, _ := os.ReadFile(outputs)
+		if !strings.Contains(string(out), "changes<<_GitHubActionsFileCommandDelimeter_\ntrue\n") || !strings.Contains(string(out), "statements<<_GitHubActionsFileCommandDelimeter_\n1\n") {
+			t.Errorf("outputs:\n%s", out)
+		}
+		if sum, _ := os.ReadFile(stepSummary); !strings.Contains(string(sum), "ADD COLUMN `email`") {
+			t.Errorf("step summary lacks the DDL:\n%s", sum)
+		}
+	})
+
 	t.Run("json", func(t *testing.T) {
 		for _, c := range []struct {
 			dir   string
