@@ -164,7 +164,7 @@ func TestChangeKinds(t *testing.T) {
 			name:     "new table referencing a new table",
 			live:     base,
 			desired:  base + "CREATE TABLE c (id int NOT NULL PRIMARY KEY, o_id int, CONSTRAINT fk_o FOREIGN KEY (o_id) REFERENCES o (id));\nCREATE TABLE o (id int NOT NULL PRIMARY KEY);",
-			ddl:      []string{"CREATE TABLE `o` (\n\t`id` int NOT NULL,\n\tPRIMARY KEY (`id`)\n) ENGINE InnoDB,\n  CHARSET utf8mb4,\n  COLLATE utf8mb4_general_ci", "CREATE TABLE `c` (\n\t`id` int NOT NULL,\n\t`o_id` int,\n\tPRIMARY KEY (`id`),\n\tKEY `fk_o` (`o_id`),\n\tCONSTRAINT `fk_o` FOREIGN KEY (`o_id`) REFERENCES `o` (`id`)\n) ENGINE InnoDB,\n  CHARSET utf8mb4,\n  COLLATE utf8mb4_general_ci"},
+			ddl:      []string{"CREATE TABLE `o` (\n  `id` int(11) NOT NULL,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci", "CREATE TABLE `c` (\n  `id` int(11) NOT NULL,\n  `o_id` int(11) DEFAULT NULL,\n  PRIMARY KEY (`id`),\n  KEY `fk_o` (`o_id`),\n  CONSTRAINT `fk_o` FOREIGN KEY (`o_id`) REFERENCES `o` (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"},
 			kinds:    []string{KindCreate, KindCreate},
 			findings: nil,
 		},

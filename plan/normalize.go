@@ -37,6 +37,9 @@ func maybeChanged(env *schemadiff.Environment, t Table, liveDefs map[string]stri
 	if err != nil {
 		return true
 	}
+	if keptApart(la, lb) {
+		return true
+	}
 	padDecimalDefaults(la)
 	padDecimalDefaults(lb)
 	if mariadb {
@@ -92,8 +95,37 @@ const (
 // COMMENT and INVISIBLE are left alone; if anything does not add up the
 // table is returned unchanged.
 func foldMariaDBJSON(p *sqlparser.Parser, def string, ct *sqlparser.CreateTable) *sqlparser.CreateTable {
+	if _, out, ok := foldJSONText(p, def, ct); ok {
+		return out
+	}
+	return ct
+}
+
+// foldJSONDef returns the SHOW CREATE TABLE text def with MariaDB's JSON
+// renderings written back as `json`, as foldMariaDBJSON does, or def
+// itself when nothing folds. Diffing the folded forms plans a JSON column
+// as `json`, which MariaDB stores exactly as the desired file's; the
+// unfolded form would be planned as longtext with a separately named
+// CHECK constraint, a different table.
+func foldJSONDef(p *sqlparser.Parser, def string) string {
 	if !strings.Contains(def, "json_valid(") {
-		return ct
+		return def
+	}
+	ct, err := parseCreateTable(p, def)
+	if err != nil {
+		return def
+	}
+	if text, _, ok := foldJSONText(p, def, ct); ok {
+		return text
+	}
+	return def
+}
+
+// foldJSONText folds def (whose parse is ct) and reports whether every
+// folded column checks out.
+func foldJSONText(p *sqlparser.Parser, def string, ct *sqlparser.CreateTable) (string, *sqlparser.CreateTable, bool) {
+	if !strings.Contains(def, "json_valid(") {
+		return "", nil, false
 	}
 	lines := strings.Split(def, "\n")
 	var folded []string
@@ -104,19 +136,20 @@ func foldMariaDBJSON(p *sqlparser.Parser, def string, ct *sqlparser.CreateTable)
 		}
 	}
 	if len(folded) == 0 {
-		return ct
+		return "", nil, false
 	}
-	out, err := parseCreateTable(p, strings.Join(lines, "\n"))
+	text := strings.Join(lines, "\n")
+	out, err := parseCreateTable(p, text)
 	if err != nil || len(out.TableSpec.Columns) != len(ct.TableSpec.Columns) ||
 		uncheckedCount(out)+len(folded) != uncheckedCount(ct) {
-		return ct
+		return "", nil, false
 	}
 	for _, name := range folded {
 		if !plainJSONColumn(out, name) {
-			return ct
+			return "", nil, false
 		}
 	}
-	return out
+	return text, out, true
 }
 
 // foldJSONLine rewrites one column line of SHOW CREATE TABLE output from
@@ -257,4 +290,73 @@ func padDecimalDefaults(ct *sqlparser.CreateTable) {
 			typ.Options.Default = &sqlparser.Literal{Type: sqlparser.IntVal, Val: v}
 		}
 	}
+}
+
+// keptApart reports whether the server keeps live and desired apart in
+// ways schemadiff's comparison does not see: an integer display width
+// (schemadiff drops them, MariaDB shows them) or a table option the live
+// table has and the desired file leaves out, which schemadiff ignores for
+// some options (ENGINE, AVG_ROW_LENGTH) although the server then applies
+// its default. Only an ENGINE=InnoDB left out is the same table.
+func keptApart(live, desired *sqlparser.CreateTable) bool {
+	liveCols := map[string]*sqlparser.ColumnDefinition{}
+	for _, c := range live.TableSpec.Columns {
+		liveCols[c.Name.Lowered()] = c
+	}
+	for _, c := range desired.TableSpec.Columns {
+		l, ok := liveCols[c.Name.Lowered()]
+		if !ok || c.Type == nil || l.Type == nil {
+			continue
+		}
+		def, integral := defaultIntWidth(c.Type)
+		if !integral || !strings.EqualFold(c.Type.Type, l.Type.Type) {
+			continue
+		}
+		switch {
+		case c.Type.Length != nil && (l.Type.Length == nil || *c.Type.Length != *l.Type.Length):
+			return true
+		case c.Type.Length == nil && l.Type.Length != nil && *l.Type.Length != def:
+			return true
+		}
+	}
+	has := map[string]bool{}
+	for _, o := range desired.TableSpec.Options {
+		has[strings.ToLower(o.Name)] = true
+	}
+	for _, o := range live.TableSpec.Options {
+		name := strings.ToLower(o.Name)
+		switch {
+		case has[name], name == "auto_increment", name == "charset", name == "collate":
+		case name == "engine" && strings.EqualFold(o.String, "InnoDB"):
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+// defaultIntWidth returns the display width MariaDB shows for an integer
+// type declared without one, and whether t is an integer type at all.
+// ZEROFILL implies UNSIGNED.
+func defaultIntWidth(t *sqlparser.ColumnType) (int, bool) {
+	unsigned := t.Unsigned || t.Zerofill
+	var signed, uns int
+	switch strings.ToLower(t.Type) {
+	case "tinyint":
+		signed, uns = 4, 3
+	case "smallint":
+		signed, uns = 6, 5
+	case "mediumint":
+		signed, uns = 9, 8
+	case "int", "integer":
+		signed, uns = 11, 10
+	case "bigint":
+		signed, uns = 20, 20
+	default:
+		return 0, false
+	}
+	if unsigned {
+		return uns, true
+	}
+	return signed, true
 }

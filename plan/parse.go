@@ -152,7 +152,12 @@ func newDesired(tables []Table, parsed []*sqlparser.CreateTable) (*Desired, erro
 	h := sha256.New()
 	for k, i := range order {
 		sorted[k] = tables[i]
-		h.Write([]byte(normalized(env, parsed[i])))
+		if _, lenient := vitessForm(tables[i].SQL); lenient {
+			// vitess's form may merge spellings the server keeps apart.
+			h.Write([]byte(tables[i].SQL))
+		} else {
+			h.Write([]byte(normalized(env, parsed[i])))
+		}
 		h.Write([]byte{0})
 	}
 	return &Desired{Tables: sorted, Hash: hex.EncodeToString(h.Sum(nil))}, nil
@@ -195,6 +200,15 @@ func vetStatement(p *sqlparser.Parser, st rawStatement) (*sqlparser.CreateTable,
 		return nil, st.Line, fmt.Errorf("only CREATE TABLE statements are allowed, found %s", kind)
 	}
 	stmt, err := p.ParseStrictDDL(st.Expanded)
+	if err != nil {
+		// Syntax the servers accept but vitess does not know is read in
+		// vitess's form; the shadow server judges the text as written.
+		if form, ok := vitessForm(st.Expanded); ok {
+			if s2, err2 := p.ParseStrictDDL(form); err2 == nil {
+				stmt, err = s2, nil
+			}
+		}
+	}
 	if err != nil {
 		line := st.Line
 		var pe sqlparser.PositionedErr

@@ -126,14 +126,32 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	if err != nil {
 		return nil, err
 	}
+	// unfolded holds the live tables whose JSON-like CHECKs do not fold:
+	// their desired forms stay unfolded too, so both sides compare alike.
+	unfolded := map[string]bool{}
+	if ls.mariadb {
+		for name, def := range ls.defs {
+			ls.defs[name] = foldJSONDef(env.Parser(), def)
+			if strings.Contains(ls.defs[name], "json_valid(") {
+				unfolded[name] = true
+			}
+		}
+	}
 	load := p.mayDiffer(env, d, ls)
 	toQueries := make([]string, 0, len(d.Tables))
 	var shadowDefs map[string]string
+	rawShadow := map[string]string{} // as the server showed them
 	if len(load) > 0 {
 		var dropped func() error
 		shadowDefs, dropped, err = p.shadowDefs(ctx, shadow, ls.charset, ls.collation, load)
 		if err != nil {
 			return nil, err
+		}
+		for name, def := range shadowDefs {
+			rawShadow[name] = def
+			if ls.mariadb && !unfolded[name] {
+				shadowDefs[name] = foldJSONDef(env.Parser(), def)
+			}
 		}
 		// The shadow schema is gone before Plan returns, whatever happens.
 		defer func() {
@@ -151,8 +169,14 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	}
 	loaded := time.Now()
 	fromQueries := make([]string, 0, len(ls.defs))
+	liveForms := make(map[string]string, len(ls.defs))
 	for _, name := range sortedKeys(ls.defs) {
-		fromQueries = append(fromQueries, ls.defs[name])
+		form, _ := vitessForm(ls.defs[name])
+		liveForms[name] = form
+		fromQueries = append(fromQueries, form)
+	}
+	for i, q := range toQueries {
+		toQueries[i], _ = vitessForm(q)
 	}
 	from, err := schemadiff.NewSchemaFromQueries(env, fromQueries)
 	if err != nil {
@@ -162,7 +186,7 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	if p.FullShadow {
 		to, err = schemadiff.NewSchemaFromQueries(env, toQueries)
 	} else {
-		to, err = desiredSchema(env, from, d, toQueries, ls.defs)
+		to, err = desiredSchema(env, from, d, toQueries, liveForms)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read desired schema: %w", err)
@@ -174,7 +198,7 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	diffed := time.Now()
 	scope := len(ls.defs) + len(d.Tables)
 	if !p.FullShadow {
-		sd, fromQueries, to, scope = narrowToChanges(env, sd, from, to, ls.defs)
+		sd, fromQueries, to, scope = narrowToChanges(env, sd, from, to, liveForms)
 	}
 	ordered, err := orderDiffs(ctx, env, sd, fromQueries, to)
 	if err != nil {
@@ -183,9 +207,18 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	var out []change
 	for _, od := range ordered {
 		for _, sub := range schemadiff.AllSubsequent(od) {
-			out = append(out, change{stmt: statementOf(sub), diff: sub})
+			c := change{stmt: statementOf(sub), diff: sub}
+			c.stmt.DDL = restoreTypes(c.stmt.DDL)
+			// A new table is created as the server showed it in the
+			// shadow: schemadiff's rendering drops what it does not model
+			// (integer display widths, MariaDB's JSON form).
+			if def, ok := rawShadow[c.stmt.Table]; ok && c.stmt.Kind == KindCreate {
+				c.stmt.DDL = def
+			}
+			out = append(out, c)
 		}
 	}
+	out = append(out, missedChanges(ls.defs, shadowDefs, out)...)
 	p.logger().Info("planned", "live", ls.name, "desired_tables", len(d.Tables), "live_tables", len(ls.defs),
 		"shadow_tables", len(load), "ordered_tables", scope, "statements", len(out), "elapsed", time.Since(start).Round(time.Millisecond),
 		"read_and_load", loaded.Sub(start).Round(time.Millisecond), "diff", diffed.Sub(loaded).Round(time.Millisecond),
@@ -293,7 +326,7 @@ func (p *Planner) readLive(ctx context.Context, live *sql.DB) (*liveSchema, erro
 	}
 	ls.name = name.String
 	ls.mariadb = strings.Contains(strings.ToLower(version), "mariadb")
-	rows, err := live.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'")
+	rows, err := live.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')")
 	if err != nil {
 		return nil, fmt.Errorf("list live tables of %s: %w", ls.name, err)
 	}

@@ -1,0 +1,261 @@
+package plan
+
+import (
+	"strings"
+	"unicode"
+)
+
+// This file lets tern plan table definitions that the servers accept but
+// vitess's parser does not know (CONTRACT §3 refuses only what is hostile,
+// never what is merely unfamiliar). vitessForm rewrites such a definition
+// into one vitess parses, for analysis only: vetting, the pre-comparison
+// (a rewritten table always goes through the shadow, so the server decides
+// what it means) and diffing server-normalized definitions. The shadow
+// server always runs the text as written, and new tables are created from
+// the shadow's own SHOW CREATE TABLE.
+//
+// Types vitess lacks (MariaDB's UUID, INET6, INET4) become enum
+// placeholders that no real column has, so that a change to or from them
+// is still seen, and restoreTypes turns the placeholders back into the
+// types in the planned DDL.
+
+// placeholderTypes maps a type vitess lacks to the placeholder standing in
+// for it.
+var placeholderTypes = map[string]string{
+	"uuid":  "enum('__tern_uuid__')",
+	"inet6": "enum('__tern_inet6__')",
+	"inet4": "enum('__tern_inet4__')",
+}
+
+// exprDefaultsVitessKnows are the functions vitess parses as a DEFAULT
+// without parentheses.
+var exprDefaultsVitessKnows = map[string]bool{
+	"current_timestamp": true, "now": true, "localtime": true, "localtimestamp": true,
+}
+
+// vitessForm returns sql rewritten for vitess's parser, and whether
+// anything was rewritten. Quoted strings, quoted identifiers and comments
+// are copied as they are.
+func vitessForm(sql string) (string, bool) {
+	toks := lexWords(sql)
+	var b strings.Builder
+	changed := false
+	prevSig := func(i int) *token {
+		for j := i - 1; j >= 0; j-- {
+			if toks[j].kind != tokSpace && toks[j].kind != tokComment {
+				return &toks[j]
+			}
+		}
+		return nil
+	}
+	nextSig := func(i int) int {
+		for j := i + 1; j < len(toks); j++ {
+			if toks[j].kind != tokSpace && toks[j].kind != tokComment {
+				return j
+			}
+		}
+		return -1
+	}
+	// isType reports whether toks[i] stands where a column type goes: just
+	// after a column name that follows "(" or ",".
+	isType := func(i int) bool {
+		p := -1
+		for j := i - 1; j >= 0; j-- {
+			if toks[j].kind != tokSpace && toks[j].kind != tokComment {
+				p = j
+				break
+			}
+		}
+		if p < 0 || (toks[p].kind != tokWord && toks[p].kind != tokQuoted) {
+			return false
+		}
+		pp := prevSig(p)
+		return pp != nil && (pp.text == "(" || pp.text == ",")
+	}
+	for i := 0; i < len(toks); i++ {
+		t := toks[i]
+		if t.kind != tokWord {
+			b.WriteString(t.text)
+			continue
+		}
+		w := strings.ToLower(t.text)
+		n := nextSig(i)
+		next := ""
+		if n >= 0 {
+			next = strings.ToLower(toks[n].text)
+		}
+		switch {
+		case w == "double" && next == "precision":
+			b.WriteString("double")
+			i = n
+			changed = true
+		case w == "national" && (next == "varchar" || next == "char" || next == "character"):
+			changed = true
+			i = n - 1 // drop NATIONAL and the space after it
+		case (w == "nchar" || w == "nvarchar") && isType(i):
+			b.WriteString(strings.TrimPrefix(w, "n"))
+			changed = true
+		case w == "serial" && next == "default":
+			// SERIAL DEFAULT VALUE, an integer column's attribute.
+			if m := nextSig(n); m >= 0 && strings.EqualFold(toks[m].text, "value") {
+				b.WriteString("NOT NULL AUTO_INCREMENT UNIQUE")
+				i = m
+				changed = true
+				continue
+			}
+			b.WriteString(t.text)
+		case w == "serial" && isType(i):
+			b.WriteString("bigint unsigned NOT NULL AUTO_INCREMENT UNIQUE")
+			changed = true
+		case placeholderTypes[w] != "" && isType(i) && next != "(":
+			b.WriteString(placeholderTypes[w])
+			changed = true
+		case w == "compressed":
+			changed = true
+			if next == "=" {
+				// COMPRESSED=zlib
+				if m := nextSig(n); m >= 0 {
+					i = m
+				}
+			}
+		case (w == "with" || w == "without") && next == "system":
+			if m := nextSig(n); m >= 0 && strings.EqualFold(toks[m].text, "versioning") {
+				i = m
+				changed = true
+				continue
+			}
+			b.WriteString(t.text)
+		case w == "default" && n >= 0 && toks[n].kind == tokWord && !exprDefaultsVitessKnows[next]:
+			// DEFAULT fn(...) as MariaDB shows expression defaults:
+			// parenthesize the call, which both servers read alike.
+			open := nextSig(n)
+			if open < 0 || toks[open].text != "(" {
+				b.WriteString(t.text)
+				continue
+			}
+			end, ok := closeParen(toks, open)
+			if !ok {
+				b.WriteString(t.text)
+				continue
+			}
+			b.WriteString(t.text + " (")
+			for _, x := range toks[n : end+1] {
+				b.WriteString(x.text)
+			}
+			b.WriteString(")")
+			i = end
+			changed = true
+		default:
+			b.WriteString(t.text)
+		}
+	}
+	if !changed {
+		return sql, false
+	}
+	return b.String(), true
+}
+
+// restoreTypes turns vitessForm's placeholder types in ddl back into the
+// types they stand for.
+func restoreTypes(ddl string) string {
+	if !strings.Contains(ddl, "'__tern_") {
+		return ddl
+	}
+	for typ, ph := range placeholderTypes {
+		ddl = strings.ReplaceAll(ddl, ph, typ)
+	}
+	return ddl
+}
+
+func closeParen(toks []token, open int) (int, bool) {
+	depth := 0
+	for j := open; j < len(toks); j++ {
+		switch toks[j].text {
+		case "(":
+			depth++
+		case ")":
+			depth--
+			if depth == 0 {
+				return j, true
+			}
+		}
+	}
+	return 0, false
+}
+
+type tokKind int
+
+const (
+	tokWord tokKind = iota
+	tokQuoted
+	tokSpace
+	tokComment
+	tokPunct
+)
+
+type token struct {
+	kind tokKind
+	text string
+}
+
+// lexWords cuts sql into words, quoted strings and identifiers, comments,
+// spaces and single punctuation characters. Concatenating the tokens gives
+// sql back.
+func lexWords(sql string) []token {
+	var out []token
+	isWord := func(r byte) bool {
+		return r == '_' || r == '$' || r >= 0x80 || unicode.IsLetter(rune(r)) || unicode.IsDigit(rune(r))
+	}
+	for i := 0; i < len(sql); {
+		c := sql[i]
+		j := i + 1
+		kind := tokPunct
+		switch {
+		case c == '\'' || c == '"' || c == '`':
+			kind = tokQuoted
+			for j < len(sql) {
+				if sql[j] == '\\' && c != '`' {
+					j += 2
+					continue
+				}
+				if sql[j] == c {
+					if j+1 < len(sql) && sql[j+1] == c {
+						j += 2
+						continue
+					}
+					j++
+					break
+				}
+				j++
+			}
+		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
+			kind = tokComment
+			if k := strings.Index(sql[i+2:], "*/"); k >= 0 {
+				j = i + 2 + k + 2
+			} else {
+				j = len(sql)
+			}
+		case c == '#' || (c == '-' && strings.HasPrefix(sql[i:], "-- ")):
+			kind = tokComment
+			if k := strings.IndexByte(sql[i:], '\n'); k >= 0 {
+				j = i + k
+			} else {
+				j = len(sql)
+			}
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			kind = tokSpace
+			for j < len(sql) && strings.IndexByte(" \t\n\r", sql[j]) >= 0 {
+				j++
+			}
+		case isWord(c):
+			kind = tokWord
+			for j < len(sql) && isWord(sql[j]) {
+				j++
+			}
+		}
+		j = min(j, len(sql))
+		out = append(out, token{kind: kind, text: sql[i:j]})
+		i = j
+	}
+	return out
+}
