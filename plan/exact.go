@@ -33,6 +33,9 @@ func missedChanges(liveDefs, shadowDefs map[string]string, planned []change) []c
 	whole := map[string]bool{}              // tables created or dropped
 	added := map[string][]string{}          // table -> lowered names of added columns
 	for _, c := range planned {
+		if c.diff == nil {
+			continue // tern's own statements: lifted foreign keys
+		}
 		name := c.diff.EntityName()
 		switch d := c.diff.(type) {
 		case *schemadiff.AlterTableEntityDiff:

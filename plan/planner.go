@@ -92,6 +92,7 @@ func (p *Planner) Plan(ctx context.Context, d *Desired, live, shadow *sql.DB) (*
 	if pl.Findings, err = keepNonEmpty(ctx, live, pl.Findings); err != nil {
 		return nil, err
 	}
+	pl.Findings = append(pl.Findings, liftFindings(changes)...)
 	return pl, nil
 }
 
@@ -200,11 +201,15 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	if !p.FullShadow {
 		sd, fromQueries, to, scope = narrowToChanges(env, sd, from, to, liveForms)
 	}
+	var out []change
 	ordered, err := orderDiffs(ctx, env, sd, fromQueries, to)
+	var impossible *schemadiff.ImpossibleApplyDiffOrderError
+	if errors.As(err, &impossible) {
+		out, err = orderLiftingKeys(ctx, env, fromQueries, to, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("order changes: %w", err)
 	}
-	var out []change
 	for _, od := range ordered {
 		for _, sub := range schemadiff.AllSubsequent(od) {
 			c := change{stmt: statementOf(sub), diff: sub}
