@@ -99,7 +99,7 @@ func missedClauses(liveDef, desiredDef string, touched map[string]bool, added []
 	for _, cl := range orderedColumnLines(desiredDef) {
 		if slices.Contains(added, cl.key) {
 			// schemadiff's ADD COLUMN leaves out what it does not model.
-			if strings.Contains(cl.line, compressedAttr) || nonDefaultWidth(cl.line) {
+			if _, check := columnCheck(cl.line); check != "" || strings.Contains(cl.line, compressedAttr) || nonDefaultWidth(cl.line) {
 				clauses = append(clauses, "MODIFY COLUMN "+strings.TrimSpace(cl.line))
 			}
 			continue
@@ -117,6 +117,17 @@ func missedClauses(liveDef, desiredDef string, touched map[string]bool, added []
 	if defOption(liveDef, "AVG_ROW_LENGTH") != "" && defOption(desiredDef, "AVG_ROW_LENGTH") == "" {
 		clauses = append(clauses, "AVG_ROW_LENGTH=0")
 	}
+	for _, opt := range sortedOptionNames() {
+		lv, dv := defOption(liveDef, opt), defOption(desiredDef, opt)
+		switch {
+		case lv == dv:
+		case dv == "":
+			clauses = append(clauses, opt+"=DEFAULT")
+		default:
+			clauses = append(clauses, opt+"="+dv)
+		}
+	}
+	clauses = append(clauses, ignoredIndexClauses(liveDef, desiredDef)...)
 	switch lv, dv := systemVersioned(liveDef), systemVersioned(desiredDef); {
 	case dv && !lv:
 		clauses = append(clauses, "ADD SYSTEM VERSIONING")
@@ -132,6 +143,7 @@ const compressedAttr = " /*M!100301 COMPRESSED*/"
 // unmodelled returns a column line without what schemadiff does not
 // model: integer display widths and MariaDB's COMPRESSED attribute.
 func unmodelled(line string) string {
+	line, _ = columnCheck(line)
 	return strings.Replace(intWidth.ReplaceAllString(line, "$1"), compressedAttr, "", 1)
 }
 
@@ -213,4 +225,52 @@ func nonDefaultWidth(line string) bool {
 	}
 	def, _ := defaultIntWidth(&sqlparser.ColumnType{Type: m[1], Unsigned: m[3] != ""})
 	return w != def
+}
+
+func sortedOptionNames() []string {
+	out := make([]string, 0, len(unknownTableOptions))
+	for k := range unknownTableOptions {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ignoredIndexClauses returns ALTER INDEX ... [NOT] IGNORED for the
+// indexes of desiredDef whose IGNORED mark differs from liveDef's (or that
+// are new and ignored: schemadiff's ADD KEY leaves the mark out).
+func ignoredIndexClauses(liveDef, desiredDef string) []string {
+	live := indexLines(liveDef)
+	var out []string
+	for _, name := range sortedKeys(indexLines(desiredDef)) {
+		d := indexLines(desiredDef)[name]
+		l, ok := live[name]
+		dIgn := strings.HasSuffix(d, " IGNORED")
+		lIgn := ok && strings.HasSuffix(l, " IGNORED")
+		switch {
+		case dIgn && !lIgn:
+			out = append(out, "ALTER INDEX "+name+" IGNORED")
+		case !dIgn && lIgn && strings.TrimSuffix(l, " IGNORED") == d:
+			out = append(out, "ALTER INDEX "+name+" NOT IGNORED")
+		}
+	}
+	return out
+}
+
+// indexLines returns def's KEY lines (without trailing comma) by quoted
+// index name.
+func indexLines(def string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(def, "\n") {
+		line = strings.TrimSuffix(line, ",")
+		t := strings.TrimSpace(line)
+		for _, p := range []string{"KEY ", "UNIQUE KEY ", "FULLTEXT KEY ", "SPATIAL KEY "} {
+			if rest, ok := strings.CutPrefix(t, p); ok && strings.HasPrefix(rest, "`") {
+				if end := strings.Index(rest[1:], "` "); end >= 0 {
+					m[rest[:end+2]] = t
+				}
+			}
+		}
+	}
+	return m
 }

@@ -186,3 +186,46 @@ func withoutKeys(env *schemadiff.Environment, s *schemadiff.Schema, skip map[[2]
 	}
 	return schemadiff.NewSchemaFromEntities(env, entities)
 }
+
+// splitKeyRecreate returns the statements of c: one, or, where an ALTER
+// drops a foreign key and adds one of the same name back (a changed ON
+// DELETE, say), the drops first on their own. InnoDB refuses both in one
+// ALTER ("Duplicate FOREIGN KEY constraint name").
+func splitKeyRecreate(c change) []change {
+	d, ok := c.diff.(*schemadiff.AlterTableEntityDiff)
+	if !ok {
+		return []change{c}
+	}
+	alter, ok := d.Statement().(*sqlparser.AlterTable)
+	if !ok {
+		return []change{c}
+	}
+	added := map[string]bool{}
+	for _, o := range alter.AlterOptions {
+		if a, ok := o.(*sqlparser.AddConstraintDefinition); ok {
+			if _, fk := a.ConstraintDefinition.Details.(*sqlparser.ForeignKeyDefinition); fk {
+				added[a.ConstraintDefinition.Name.Lowered()] = true
+			}
+		}
+	}
+	var drops, rest []sqlparser.AlterOption
+	for _, o := range alter.AlterOptions {
+		if k, ok := o.(*sqlparser.DropKey); ok && k.Type == sqlparser.ForeignKeyType && added[k.Name.Lowered()] {
+			drops = append(drops, o)
+			continue
+		}
+		rest = append(rest, o)
+	}
+	if len(drops) == 0 {
+		return []change{c}
+	}
+	first := sqlparser.Clone(alter)
+	first.AlterOptions = drops
+	first.PartitionSpec, first.PartitionOption = nil, nil
+	second := sqlparser.Clone(alter)
+	second.AlterOptions = rest
+	dropStmt := Statement{Table: c.stmt.Table, Kind: KindAlter, DDL: sqlparser.CanonicalString(first)}
+	c.stmt.DDL = sqlparser.CanonicalString(second)
+	c.stmt.Instant = false
+	return []change{{stmt: dropStmt}, c}
+}

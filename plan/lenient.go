@@ -27,6 +27,13 @@ var placeholderTypes = map[string]string{
 	"inet4": "enum('__tern_inet4__')",
 }
 
+// unknownTableOptions are MariaDB's table options that vitess does not
+// parse; missedClauses carries out their changes.
+var unknownTableOptions = map[string]bool{
+	"TRANSACTIONAL": true, "PAGE_CHECKSUM": true, "PAGE_COMPRESSED": true, "PAGE_COMPRESSION_LEVEL": true,
+	"ENCRYPTED": true, "ENCRYPTION_KEY_ID": true, "IETF_QUOTES": true, "SEQUENCE": true,
+}
+
 // exprDefaultsVitessKnows are the functions vitess parses as a DEFAULT
 // without parentheses.
 var exprDefaultsVitessKnows = map[string]bool{
@@ -110,7 +117,26 @@ func vitessForm(sql string) (string, bool) {
 		case placeholderTypes[w] != "" && isType(i) && next != "(":
 			b.WriteString(placeholderTypes[w])
 			changed = true
-		case w == "compressed":
+		case w == "ignored" || (w == "not" && next == "ignored"):
+			// An index's IGNORED / NOT IGNORED (MariaDB), after its key
+			// parts or its COMMENT: left to missedClauses.
+			if p := prevSig(i); p != nil && (p.text == ")" || p.kind == tokQuoted) {
+				if w == "not" {
+					i = n
+				}
+				changed = true
+				continue
+			}
+			b.WriteString(t.text)
+		case unknownTableOptions[strings.ToUpper(w)] && next == "=":
+			// A table option vitess does not know: left to missedClauses.
+			if m := nextSig(n); m >= 0 {
+				i = m
+				changed = true
+				continue
+			}
+			b.WriteString(t.text)
+		case w == "compressed" && (prevSig(i) == nil || prevSig(i).text != "="):
 			changed = true
 			if next == "=" {
 				// COMPRESSED=zlib
@@ -258,4 +284,79 @@ func lexWords(sql string) []token {
 		i = j
 	}
 	return out
+}
+
+// dropCheckAsConstraint rewrites ALTER's DROP CHECK name, which MariaDB
+// does not have, as DROP CONSTRAINT name, which both servers run.
+func dropCheckAsConstraint(ddl string) string {
+	if !strings.Contains(ddl, "DROP CHECK ") {
+		return ddl
+	}
+	toks := lexWords(ddl)
+	for i := 0; i+2 < len(toks); i++ {
+		if toks[i].kind == tokWord && strings.EqualFold(toks[i].text, "DROP") && toks[i+1].kind == tokSpace &&
+			toks[i+2].kind == tokWord && strings.EqualFold(toks[i+2].text, "CHECK") {
+			toks[i+2].text = "CONSTRAINT"
+		}
+	}
+	var b strings.Builder
+	for _, t := range toks {
+		b.WriteString(t.text)
+	}
+	return b.String()
+}
+
+// columnCheck returns a SHOW CREATE TABLE column line without its CHECK
+// constraint, and the constraint ("" when it has none). MariaDB keeps a
+// column's CHECK as part of the column (it has no name to drop it by, and
+// MODIFY COLUMN replaces it), where vitess would model it as a table
+// constraint with a made-up name; diffForm hides it from vitess and
+// missedClauses carries out its changes with MODIFY COLUMN.
+func columnCheck(line string) (rest, check string) {
+	if !strings.HasPrefix(line, "  `") || !strings.Contains(line, "CHECK (") {
+		return line, ""
+	}
+	toks := lexWords(line)
+	for i := 0; i+2 < len(toks); i++ {
+		if toks[i].kind != tokWord || toks[i].text != "CHECK" || toks[i+1].kind != tokSpace || toks[i+2].text != "(" {
+			continue
+		}
+		end, ok := closeParen(toks, i+2)
+		if !ok {
+			return line, ""
+		}
+		var r, c strings.Builder
+		for j, t := range toks {
+			switch {
+			case j >= i && j <= end:
+				c.WriteString(t.text)
+			case j == i-1 && t.kind == tokSpace:
+			default:
+				r.WriteString(t.text)
+			}
+		}
+		return r.String(), c.String()
+	}
+	return line, ""
+}
+
+// diffForm is the form of a MariaDB SHOW CREATE TABLE text that tern diffs
+// with schemadiff: vitessForm's, without column CHECK constraints.
+func diffForm(def string, mariadb bool) string {
+	form, _ := vitessForm(def)
+	if !mariadb || !strings.Contains(form, "CHECK (") {
+		return form
+	}
+	lines := strings.Split(form, "\n")
+	for i, l := range lines {
+		comma := strings.HasSuffix(l, ",")
+		rest, check := columnCheck(strings.TrimSuffix(l, ","))
+		if check != "" {
+			lines[i] = rest
+			if comma {
+				lines[i] += ","
+			}
+		}
+	}
+	return strings.Join(lines, "\n")
 }

@@ -111,7 +111,8 @@ func foldJSONDef(p *sqlparser.Parser, def string) string {
 	if !strings.Contains(def, "json_valid(") {
 		return def
 	}
-	ct, err := parseCreateTable(p, def)
+	form, _ := vitessForm(def)
+	ct, err := parseCreateTable(p, form)
 	if err != nil {
 		return def
 	}
@@ -139,7 +140,8 @@ func foldJSONText(p *sqlparser.Parser, def string, ct *sqlparser.CreateTable) (s
 		return "", nil, false
 	}
 	text := strings.Join(lines, "\n")
-	out, err := parseCreateTable(p, text)
+	form, _ := vitessForm(text)
+	out, err := parseCreateTable(p, form)
 	if err != nil || len(out.TableSpec.Columns) != len(ct.TableSpec.Columns) ||
 		uncheckedCount(out)+len(folded) != uncheckedCount(ct) {
 		return "", nil, false

@@ -172,12 +172,12 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	fromQueries := make([]string, 0, len(ls.defs))
 	liveForms := make(map[string]string, len(ls.defs))
 	for _, name := range sortedKeys(ls.defs) {
-		form, _ := vitessForm(ls.defs[name])
+		form := diffForm(ls.defs[name], ls.mariadb)
 		liveForms[name] = form
 		fromQueries = append(fromQueries, form)
 	}
 	for i, q := range toQueries {
-		toQueries[i], _ = vitessForm(q)
+		toQueries[i] = diffForm(q, ls.mariadb)
 	}
 	from, err := schemadiff.NewSchemaFromQueries(env, fromQueries)
 	if err != nil {
@@ -212,15 +212,16 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	}
 	for _, od := range ordered {
 		for _, sub := range schemadiff.AllSubsequent(od) {
-			c := change{stmt: statementOf(sub), diff: sub}
-			c.stmt.DDL = restoreTypes(c.stmt.DDL)
-			// A new table is created as the server showed it in the
-			// shadow: schemadiff's rendering drops what it does not model
-			// (integer display widths, MariaDB's JSON form).
-			if def, ok := rawShadow[c.stmt.Table]; ok && c.stmt.Kind == KindCreate {
-				c.stmt.DDL = def
+			for _, c := range splitKeyRecreate(change{stmt: statementOf(sub), diff: sub}) {
+				c.stmt.DDL = dropCheckAsConstraint(restoreTypes(c.stmt.DDL))
+				// A new table is created as the server showed it in the
+				// shadow: schemadiff's rendering drops what it does not
+				// model (integer display widths, MariaDB's JSON form).
+				if def, ok := rawShadow[c.stmt.Table]; ok && c.stmt.Kind == KindCreate {
+					c.stmt.DDL = def
+				}
+				out = append(out, c)
 			}
-			out = append(out, c)
 		}
 	}
 	out = append(out, missedChanges(ls.defs, shadowDefs, out)...)
