@@ -78,17 +78,18 @@ func orderLiftingKeys(ctx context.Context, env *schemadiff.Environment, fromQuer
 	return out, nil
 }
 
-// liftFindings are the lint's word on lifted keys: statement i drops key
-// k of lifted.
-func liftFindings(changes []change) []Finding {
+// liftFindings are the lint's word on lifted keys, one on each statement
+// that drops a key orderLiftingKeys lifted.
+func (lt *linter) liftFindings(changes []change) []Finding {
 	var out []Finding
 	for i, c := range changes {
 		if c.diff != nil || c.stmt.Kind != KindAlter {
 			continue
 		}
 		if name, ok := droppedKeyName(c.stmt.DDL, c.stmt.Table); ok {
-			out = append(out, Finding{Severity: SeverityWarning, Table: c.stmt.Table, Statement: i,
-				Message: fmt.Sprintf("foreign key %s is dropped and re-added around changing the type of both its ends: rows written in between are not checked against it", quoteIdent(name))})
+			f := &findings{lt: lt, stmt: i, table: c.stmt.Table}
+			f.add(CheckForeignKeyLifted, "", "", "foreign key %s is dropped and re-added around changing the type of both its ends: rows written in between are not checked against it", quoteIdent(name))
+			out = append(out, f.out...)
 		}
 	}
 	return out

@@ -84,6 +84,7 @@ const (
 	CheckCharset             = "charset"
 	CheckLongIndexPrefix     = "long-index-prefix"
 	CheckAutoIncrementSigned = "auto-increment-signed"
+	CheckForeignKeyLifted    = "foreign-key-lifted"
 )
 
 // LintCheck is one lint check: its id, its level when tern.yaml does not
@@ -111,6 +112,7 @@ func LintChecks() []LintCheck {
 		{CheckCharset, config.LintWarning, "a new or changed table or column whose character set is not lint.charset (default utf8mb4)"},
 		{CheckLongIndexPrefix, config.LintWarning, "a new or changed index whose key is longer than lint.max_index_bytes (default 767 bytes)"},
 		{CheckAutoIncrementSigned, config.LintWarning, "a new or changed AUTO_INCREMENT column that is not UNSIGNED (half its range is never used)"},
+		{CheckForeignKeyLifted, config.LintWarning, "drops a foreign key and adds it back around changing the type of both its ends: rows written in between are not checked"},
 	}
 }
 

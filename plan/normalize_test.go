@@ -59,7 +59,9 @@ func TestPreComparison(t *testing.T) {
 		{name: "json check text inside a comment", live: "CREATE TABLE t (id int NOT NULL PRIMARY KEY, j longtext CHARACTER SET utf8mb4 COLLATE utf8mb4_bin COMMENT ' CHECK (json_valid(`j`))'" + tail,
 			desired: "CREATE TABLE t (id int NOT NULL PRIMARY KEY, j json COMMENT ' CHECK (json_valid(`j`))'" + tail, changes: true},
 		{name: "json check on another column", live: "CREATE TABLE t (id int NOT NULL PRIMARY KEY, j longtext CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, x int CHECK (json_valid(j))" + tail,
-			desired: "CREATE TABLE t (id int NOT NULL PRIMARY KEY, j json, x int" + tail},
+			// The CHECK sits on x in live and on j in desired: MariaDB shows
+			// them apart, and the plan moves it.
+			desired: "CREATE TABLE t (id int NOT NULL PRIMARY KEY, j json, x int" + tail, changes: true},
 		{name: "generated json", live: "CREATE TABLE t (id int NOT NULL PRIMARY KEY, j json, v json AS (j) VIRTUAL" + tail,
 			desired: "CREATE TABLE t (id int NOT NULL PRIMARY KEY, j json, v json AS (j) VIRTUAL" + tail},
 		{name: "no action is not restrict", live: "CREATE TABLE t (id int NOT NULL PRIMARY KEY, p_id int, CONSTRAINT fk FOREIGN KEY (p_id) REFERENCES p (id) ON DELETE NO ACTION" + tail,

@@ -87,12 +87,14 @@ func (p *Planner) Plan(ctx context.Context, d *Desired, live, shadow *sql.DB) (*
 	pl := &Plan{DesiredHash: d.Hash, Statements: []Statement{}, Findings: []Finding{}}
 	for i, c := range changes {
 		pl.Statements = append(pl.Statements, c.stmt)
-		pl.Findings = append(pl.Findings, lt.lint(i, c.diff)...)
+		if c.diff != nil {
+			pl.Findings = append(pl.Findings, lt.lint(i, c.diff)...)
+		}
 	}
+	pl.Findings = append(pl.Findings, lt.liftFindings(changes)...)
 	if pl.Findings, err = keepNonEmpty(ctx, live, pl.Findings); err != nil {
 		return nil, err
 	}
-	pl.Findings = append(pl.Findings, liftFindings(changes)...)
 	return pl, nil
 }
 
