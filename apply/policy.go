@@ -21,6 +21,10 @@ type Policy struct {
 	// Lease is how long a worker owns a running apply; the runner extends
 	// it every Lease/3 while it works. Default 5m.
 	Lease time.Duration
+	// InFlightWait is how long an apply waits, without spending an
+	// attempt, when work of an earlier attempt still runs on its target.
+	// Default 30s.
+	InFlightWait time.Duration
 	// Jitter returns a number in [0, 1) that scales the 0-20% jitter added
 	// to each delay. Default math/rand/v2.Float64.
 	Jitter func() float64
@@ -28,10 +32,11 @@ type Policy struct {
 
 // Defaults of a zero Policy's fields.
 const (
-	DefaultMaxAttempts = 5
-	DefaultBackoffBase = time.Minute
-	DefaultBackoffMax  = 30 * time.Minute
-	DefaultLease       = 5 * time.Minute
+	DefaultMaxAttempts  = 5
+	DefaultBackoffBase  = time.Minute
+	DefaultBackoffMax   = 30 * time.Minute
+	DefaultLease        = 5 * time.Minute
+	DefaultInFlightWait = 30 * time.Second
 )
 
 // PolicyFromConfig returns the policy of the server config's recovery
@@ -60,6 +65,9 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.Lease <= 0 {
 		p.Lease = DefaultLease
+	}
+	if p.InFlightWait <= 0 {
+		p.InFlightWait = DefaultInFlightWait
 	}
 	if p.Jitter == nil {
 		p.Jitter = rand.Float64

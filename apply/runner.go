@@ -145,12 +145,21 @@ func (r *Runner) attempt(ctx context.Context, a *store.Apply, started map[int]bo
 		return fmt.Errorf("target: %w", err)
 	}
 	var todo []store.Task
+	resumed := a.Attempt > 1 || a.Rescues > 0
 	for _, t := range tasks {
 		if !t.State.Terminal() {
 			todo = append(todo, t)
 		}
+		// A task an earlier attempt started may have taken effect, even
+		// when that attempt was not counted (it waited).
+		resumed = resumed || t.Attempt > 0
 	}
-	if len(todo) > 0 && (a.Attempt > 1 || a.Rescues > 0) {
+	if len(todo) > 0 {
+		if err := inFlight(ctx, target, a); err != nil {
+			return err
+		}
+	}
+	if len(todo) > 0 && resumed {
 		live, err := r.reconcile(ctx, a, target, tasks, todo)
 		if err != nil {
 			return err
@@ -189,8 +198,49 @@ func (r *Runner) attempt(ctx context.Context, a *store.Apply, started map[int]bo
 	return target.Engine.Apply(ctx, job, rec)
 }
 
+// ClassStillRunning is the class of an attempt that found work of an
+// earlier attempt still running on the target (a DDL whose worker was
+// stopped or died) and waited for it instead of sending anything: the
+// attempt is not counted.
+const ClassStillRunning = "still_running"
+
+// waitError says that the attempt must wait and sent nothing.
+type waitError struct{ why string }
+
+func (w *waitError) Error() string { return w.why }
+
+// inFlight asks the target's engine, when it can tell, whether a DDL tern
+// sent earlier still runs there. Before any dispatch: sending the same DDL
+// again while it runs would block behind it and then fail (or run twice).
+func inFlight(ctx context.Context, t *Target, a *store.Apply) error {
+	f, ok := t.Engine.(engine.InFlighter)
+	if !ok {
+		return nil
+	}
+	why, err := f.InFlight(ctx, engine.Job{ApplyID: a.ID, Attempt: a.Attempt, Repository: a.Repository, PR: a.PR, EngineState: a.EngineState})
+	if err != nil {
+		return fmt.Errorf("look for DDL still running on the target: %w", err)
+	}
+	if why != "" {
+		return &waitError{why: why}
+	}
+	return nil
+}
+
 // finish ends the attempt in the ledger according to err.
 func (r *Runner) finish(ctx context.Context, a *store.Apply, err error, started map[int]bool, pol Policy, log *slog.Logger) (*store.Apply, error) {
+	var we *waitError
+	if errors.As(err, &we) {
+		wait := pol.InFlightWait
+		log.Info("work of an earlier attempt still runs on the target: waiting, attempt not counted", "retry_in", wait, "why", we.why)
+		got, ferr := r.Store.Wait(ctx, a, ClassStillRunning, truncate(we.why), wait)
+		if ferr != nil {
+			return a, fmt.Errorf("apply %d: record wait: %w", a.ID, ferr)
+		}
+		r.Metrics.Transition(string(got.State))
+		r.emit(ctx, Event{Kind: FailedRetryable, Apply: got})
+		return got, nil
+	}
 	if err == nil {
 		got, ferr := r.Store.FinishApply(ctx, a, store.Completed, "", "", 0)
 		if ferr != nil {

@@ -170,7 +170,7 @@ func waitingALTERs(t *testing.T, server *sql.DB, schema string) int {
 	t.Helper()
 	var n int
 	err := server.QueryRow(`SELECT COUNT(*) FROM information_schema.processlist
-		WHERE db = ? AND command = 'Query' AND UPPER(TRIM(info)) LIKE 'ALTER %'`, schema).Scan(&n)
+		WHERE db = ? AND command = 'Query' AND UPPER(info) LIKE '%ALTER TABLE %' AND id <> CONNECTION_ID()`, schema).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,17 @@ type Engine interface {
 	Close() error
 }
 
+// InFlighter is implemented by engines that can see, on the target, work
+// of an apply still under way that no worker owns any more: a DDL left
+// running by an attempt that was stopped or whose worker died. The runner
+// asks before every re-dispatch (a retry or a rescue) and, while there is
+// some, waits instead of sending the work again.
+type InFlighter interface {
+	// InFlight describes the apply's work still running on the target, or
+	// returns "" when there is none.
+	InFlight(ctx context.Context, job Job) (string, error)
+}
+
 // TaskError says which task failed and why.
 type TaskError struct {
 	Seq int

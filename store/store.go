@@ -717,6 +717,18 @@ func (s *Store) SetEngineState(ctx context.Context, a *Apply, key, value string)
 // next_attempt_at becomes the database's now + retryIn. For failed, the
 // tasks not yet completed are cancelled. Returns the apply as stored.
 func (s *Store) FinishApply(ctx context.Context, a *Apply, to State, class, msg string, retryIn time.Duration) (*Apply, error) {
+	return s.finishApply(ctx, a, to, class, msg, retryIn, false)
+}
+
+// Wait ends a's attempt without counting it: the attempt found that it
+// must wait (work of an earlier attempt still runs on the target) and sent
+// nothing. The apply becomes failed_retryable, due after retryIn, with its
+// attempt number given back. Fenced on a's lease.
+func (s *Store) Wait(ctx context.Context, a *Apply, class, msg string, retryIn time.Duration) (*Apply, error) {
+	return s.finishApply(ctx, a, FailedRetryable, class, msg, retryIn, true)
+}
+
+func (s *Store) finishApply(ctx context.Context, a *Apply, to State, class, msg string, retryIn time.Duration, refund bool) (*Apply, error) {
 	if !CanTransitionApply(Running, to) {
 		return nil, fmt.Errorf("finish apply %d: %w", a.ID, &TransitionError{From: Running, To: to})
 	}
@@ -732,6 +744,9 @@ func (s *Store) FinishApply(ctx context.Context, a *Apply, to State, class, msg 
 	}
 	if to.Terminal() {
 		set += ", finished_at = UTC_TIMESTAMP(6)"
+	}
+	if refund {
+		set += ", attempt = GREATEST(attempt - 1, 0)"
 	}
 	// A completed apply keeps the error of its last failed attempt
 	// unless told otherwise ("applied after 3 attempts").
@@ -762,6 +777,9 @@ func (s *Store) FinishApply(ctx context.Context, a *Apply, to State, class, msg 
 		return nil, fmt.Errorf("finish apply %d as %s: %w", a.ID, to, err)
 	}
 	detail := fmt.Sprintf("attempt %d", a.Attempt)
+	if refund {
+		detail = fmt.Sprintf("attempt %d not counted, waiting", a.Attempt)
+	}
 	if class != "" || msg != "" {
 		detail += ": " + class + ": " + msg
 	}

@@ -36,7 +36,10 @@ type Engine struct {
 	flavor flavor
 }
 
-var _ engine.Engine = (*Engine)(nil)
+var (
+	_ engine.Engine     = (*Engine)(nil)
+	_ engine.InFlighter = (*Engine)(nil)
+)
 
 // New returns an engine for the server at cfg.DSN. The live schema is the
 // DSN's database name or, when the DSN names none, database. The DSN's
@@ -100,26 +103,30 @@ func (e *Engine) Apply(ctx context.Context, job engine.Job, rec engine.Recorder)
 		return nil
 	}
 	first := job.Tasks[0].Seq
-	conn, err := e.db.Conn(ctx)
-	if err != nil {
-		return &engine.TaskError{Seq: first, Err: engine.ClassifyMySQL(fmt.Errorf("connect: %w", err))}
-	}
 	// The connection carries this job's session settings and is not handed
 	// back to the pool: one apply holds one connection and leaves none idle,
 	// however many targets a process serves.
-	defer discard(conn)
-	fl, err := e.serverFlavor(ctx, conn)
+	s, err := e.openSession(ctx)
 	if err != nil {
 		return &engine.TaskError{Seq: first, Err: err}
 	}
-	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = "+fl.lockWaitValue(e.lockWait)); err != nil {
+	defer s.close()
+	fl, err := e.serverFlavor(ctx, s.conn)
+	if err != nil {
+		return &engine.TaskError{Seq: first, Err: err}
+	}
+	if _, err := s.conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = "+fl.lockWaitValue(e.lockWait)); err != nil {
 		return &engine.TaskError{Seq: first, Err: engine.ClassifyMySQL(fmt.Errorf("set lock_wait_timeout: %w", err))}
 	}
 	for _, t := range job.Tasks {
 		if err := rec.TaskStarted(ctx, t.Seq); err != nil {
 			return fmt.Errorf("record task %d started: %w", t.Seq, err)
 		}
-		if err := e.run(ctx, conn, fl, t); err != nil {
+		conn := fmt.Sprintf("task=%d id=%d server=%s", t.Seq, s.id, s.server)
+		if err := rec.SaveState(ctx, StateConn, conn); err != nil {
+			return fmt.Errorf("record task %d session: %w", t.Seq, err)
+		}
+		if err := e.run(ctx, s, fl, job.ApplyID, t); err != nil {
 			return &engine.TaskError{Seq: t.Seq, Err: engine.ClassifyMySQL(err)}
 		}
 		if err := rec.TaskDone(ctx, t.Seq); err != nil {
@@ -133,10 +140,10 @@ func (e *Engine) Apply(ctx context.Context, job engine.Job, rec engine.Recorder)
 // and the server supports the clause. A hinted DDL that fails for any
 // reason but a transient one is sent once more without the hint, so the
 // hint never fails a change on its own.
-func (e *Engine) run(ctx context.Context, conn *sql.Conn, fl flavor, t engine.Task) error {
+func (e *Engine) run(ctx context.Context, s *session, fl flavor, applyID int64, t engine.Task) error {
 	ddl := trimStatement(t.DDL)
 	if t.Instant && fl.instant && isAlterTable(ddl) {
-		_, err := conn.ExecContext(ctx, ddl+", ALGORITHM=INSTANT")
+		err := e.execDDL(ctx, s, applyID, t.Seq, ddl+", ALGORITHM=INSTANT")
 		if err == nil {
 			return nil
 		}
@@ -144,8 +151,7 @@ func (e *Engine) run(ctx context.Context, conn *sql.Conn, fl flavor, t engine.Ta
 			return err
 		}
 	}
-	_, err := conn.ExecContext(ctx, ddl)
-	return err
+	return e.execDDL(ctx, s, applyID, t.Seq, ddl)
 }
 
 // flavor is what the engine needs to know about the server.

@@ -103,7 +103,7 @@ func WaitForMetadataLockWait(tb testing.TB, db *sql.DB, name string) int64 {
 	for i := 0; ; i++ {
 		var id int64
 		err := db.QueryRow(`SELECT ID FROM information_schema.PROCESSLIST
-			WHERE DB = ? AND INFO LIKE 'ALTER TABLE%' AND STATE = 'Waiting for table metadata lock'`, name).Scan(&id)
+			WHERE DB = ? AND INFO LIKE '%ALTER TABLE%' AND STATE = 'Waiting for table metadata lock'`, name).Scan(&id)
 		if err == nil {
 			return id
 		}
