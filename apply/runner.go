@@ -111,9 +111,10 @@ func (r *Runner) Run(ctx context.Context, a *store.Apply) (*store.Apply, error) 
 	log := r.logger().With("apply", a.ID, "repository", a.Repository, "pr", a.PR,
 		"database", a.Database, "environment", a.Environment, "attempt", a.Attempt)
 
+	began := time.Now()
 	work, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	keeper := keepLease(ctx, r.Store, a, pol.Lease, cancel, log)
+	keeper := keepLease(ctx, r.Store, a, pol.Lease, began, cancel, log)
 
 	r.emit(ctx, Event{Kind: Started, Apply: a})
 	started := map[int]bool{}
@@ -233,7 +234,7 @@ func (r *Runner) finish(ctx context.Context, a *store.Apply, err error, started 
 	if errors.As(err, &we) {
 		wait := pol.InFlightWait
 		log.Info("work of an earlier attempt still runs on the target: waiting, attempt not counted", "retry_in", wait, "why", we.why)
-		got, ferr := r.Store.Wait(ctx, a, ClassStillRunning, truncate(we.why), wait)
+		got, ferr := again(ctx, func() (*store.Apply, error) { return r.Store.Wait(ctx, a, ClassStillRunning, truncate(we.why), wait) })
 		if ferr != nil {
 			return a, fmt.Errorf("apply %d: record wait: %w", a.ID, ferr)
 		}
@@ -242,7 +243,7 @@ func (r *Runner) finish(ctx context.Context, a *store.Apply, err error, started 
 		return got, nil
 	}
 	if err == nil {
-		got, ferr := r.Store.FinishApply(ctx, a, store.Completed, "", "", 0)
+		got, ferr := again(ctx, func() (*store.Apply, error) { return r.Store.FinishApply(ctx, a, store.Completed, "", "", 0) })
 		if ferr != nil {
 			return a, fmt.Errorf("apply %d: record completed: %w", a.ID, ferr)
 		}
@@ -277,7 +278,8 @@ func (r *Runner) finish(ctx context.Context, a *store.Apply, err error, started 
 		// A task that failed before it started (no connection, say) stays
 		// as it was unless it fails for good.
 		if to == store.Failed || started[te.Seq] {
-			if ferr := r.Store.FailTask(ctx, a, te.Seq, to, class, msg); ferr != nil {
+			_, ferr := again(ctx, func() (*store.Apply, error) { return nil, r.Store.FailTask(ctx, a, te.Seq, to, class, msg) })
+			if ferr != nil {
 				return a, fmt.Errorf("apply %d: record task %d %s: %w", a.ID, te.Seq, to, ferr)
 			}
 		}
@@ -292,17 +294,21 @@ func (r *Runner) finish(ctx context.Context, a *store.Apply, err error, started 
 	switch {
 	case exhausted:
 		log.Warn("apply failed for good: attempts exhausted", "class", class, "err", err)
-		got, ferr = r.Store.FinishApply(ctx, a, store.Failed, store.ClassRetriesExhausted,
-			truncate(fmt.Sprintf("gave up after %d attempts: %s", a.Attempt, msg)), 0)
+		got, ferr = again(ctx, func() (*store.Apply, error) {
+			return r.Store.FinishApply(ctx, a, store.Failed, store.ClassRetriesExhausted,
+				truncate(fmt.Sprintf("gave up after %d attempts: %s", a.Attempt, msg)), 0)
+		})
 		kind = Failed
 	case retryable:
 		wait := pol.Backoff(a.Attempt)
 		log.Warn("apply failed, will retry", "class", class, "retry_in", wait, "err", err)
-		got, ferr = r.Store.FinishApply(ctx, a, store.FailedRetryable, class, msg, wait)
+		got, ferr = again(ctx, func() (*store.Apply, error) {
+			return r.Store.FinishApply(ctx, a, store.FailedRetryable, class, msg, wait)
+		})
 		kind = FailedRetryable
 	default:
 		log.Warn("apply failed for good", "class", class, "err", err)
-		got, ferr = r.Store.FinishApply(ctx, a, store.Failed, class, msg, 0)
+		got, ferr = again(ctx, func() (*store.Apply, error) { return r.Store.FinishApply(ctx, a, store.Failed, class, msg, 0) })
 		kind = Failed
 	}
 	if ferr != nil {
@@ -314,6 +320,26 @@ func (r *Runner) finish(ctx context.Context, a *store.Apply, err error, started 
 	}
 	r.emit(ctx, Event{Kind: kind, Apply: got})
 	return got, nil
+}
+
+// again runs a ledger write that ends an attempt, and runs it again while
+// it fails transiently (a lost connection, a deadlock), until ctx ends: a
+// worker that lost the ledger for a moment still records how its attempt
+// ended instead of leaving it to a rescue. A lost fence is not retried.
+func again(ctx context.Context, write func() (*store.Apply, error)) (*store.Apply, error) {
+	wait := 100 * time.Millisecond
+	for {
+		got, err := write()
+		if err == nil || errors.Is(err, store.ErrConflict) || !engine.IsRetryable(engine.ClassifyMySQL(err)) {
+			return got, err
+		}
+		select {
+		case <-ctx.Done():
+			return got, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 // reconcile re-plans the apply's desired schema against the live one and
@@ -472,8 +498,18 @@ func (rec *recorder) SaveState(ctx context.Context, key, value string) error {
 	return nil
 }
 
+// ErrLeaseExpired is the cause an attempt is stopped with when its last
+// confirmed lease, less a margin, has run out on the worker's own clock:
+// the ledger could not be reached to extend it, and another worker may
+// take the apply over once it lapses.
+var ErrLeaseExpired = errors.New("lease about to lapse: the ledger did not confirm an extension in time")
+
 // leaseKeeper extends a running apply's lease every lease/3 until stopped.
-// When the ledger says the lease is gone it cancels the attempt.
+// When the ledger says the lease is gone it cancels the attempt; whatever
+// the error, it also cancels the attempt once the last expiry the ledger
+// confirmed, less a margin of lease/4, has passed on the worker's
+// monotonic clock, so that the attempt (and its DDL) is stopped before a
+// rescuer may take the apply over.
 type leaseKeeper struct {
 	stopc chan struct{}
 	done  chan struct{}
@@ -482,34 +518,78 @@ type leaseKeeper struct {
 	lost  error
 }
 
-func keepLease(ctx context.Context, s *store.Store, a *store.Apply, lease time.Duration, cancel context.CancelCauseFunc, log *slog.Logger) *leaseKeeper {
+// leaseMargin is how long before the last confirmed expiry an attempt
+// stops itself.
+func leaseMargin(lease time.Duration) time.Duration { return lease / 4 }
+
+// keepLease starts the keeper. began is when (on this clock) the claim
+// that granted a's lease was taken, or a moment after it.
+func keepLease(ctx context.Context, s *store.Store, a *store.Apply, lease time.Duration, began time.Time, cancel context.CancelCauseFunc, log *slog.Logger) *leaseKeeper {
 	k := &leaseKeeper{stopc: make(chan struct{}), done: make(chan struct{})}
 	// The keeper works on its own copy: the attempt's writes may update a.
 	own := *a
+	granted := lease
+	if !a.LeaseExpiresAt.IsZero() && a.LeaseExpiresAt.After(a.UpdatedAt) {
+		granted = a.LeaseExpiresAt.Sub(a.UpdatedAt)
+	}
+	deadline := began.Add(granted - leaseMargin(granted))
+	type result struct {
+		sent time.Time
+		err  error
+	}
+	results := make(chan result, 1)
 	go func() {
 		defer close(k.done)
 		tick := time.NewTicker(lease / 3)
 		defer tick.Stop()
+		expiry := time.NewTimer(time.Until(deadline))
+		defer expiry.Stop()
+		extending := false
 		for {
 			select {
 			case <-k.stopc:
 				return
 			case <-ctx.Done():
 				return
-			case <-tick.C:
-			}
-			err := s.ExtendLease(ctx, &own, lease)
-			if err == nil {
-				continue
-			}
-			if errors.Is(err, store.ErrConflict) {
-				k.mu.Lock()
-				k.lost = err
-				k.mu.Unlock()
-				cancel(err)
+			case <-expiry.C:
+				log.Warn("lease not confirmed in time: stopping the attempt", "deadline_passed_by", time.Since(deadline))
+				cancel(ErrLeaseExpired)
 				return
+			case <-tick.C:
+				if extending {
+					continue
+				}
+				extending = true
+				go func() {
+					sent := time.Now()
+					ectx, ecancel := context.WithTimeout(ctx, lease/3)
+					defer ecancel()
+					results <- result{sent, s.ExtendLease(ectx, &own, lease)}
+				}()
+			case r := <-results:
+				extending = false
+				if r.err == nil {
+					// The ledger set expiry = its now + lease, its now being
+					// after r.sent: r.sent + lease is on the safe side.
+					deadline = r.sent.Add(lease - leaseMargin(lease))
+					if !expiry.Stop() {
+						select {
+						case <-expiry.C:
+						default:
+						}
+					}
+					expiry.Reset(time.Until(deadline))
+					continue
+				}
+				if errors.Is(r.err, store.ErrConflict) {
+					k.mu.Lock()
+					k.lost = r.err
+					k.mu.Unlock()
+					cancel(r.err)
+					return
+				}
+				log.Warn("extend lease", "err", r.err, "stop_in", time.Until(deadline))
 			}
-			log.Warn("extend lease", "err", err)
 		}
 	}()
 	return k

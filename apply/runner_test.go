@@ -23,13 +23,15 @@ import (
 
 // fixture is a ledger, a live database and a runner wired to them.
 type fixture struct {
-	t      *testing.T
-	ctx    context.Context
-	store  *store.Store
-	live   *sql.DB
-	name   string // live database
-	shadow *sql.DB
-	engine *mysqlddl.Engine
+	t     *testing.T
+	ctx   context.Context
+	store *store.Store
+	// storeDSN is the ledger's DSN.
+	storeDSN string
+	live     *sql.DB
+	name     string // live database
+	shadow   *sql.DB
+	engine   *mysqlddl.Engine
 	// wrap, when set, wraps the engine the runner sees.
 	wrap     func(engine.Engine) engine.Engine
 	runner   *Runner
@@ -59,7 +61,7 @@ func newFixture(t *testing.T, lockWait time.Duration, liveSQL ...string) *fixtur
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	f := &fixture{t: t, ctx: ctx, store: st, live: live, name: name, shadow: testdb.Server(t), engine: eng, listener: &listener{}}
+	f := &fixture{t: t, ctx: ctx, store: st, storeDSN: storeDSN, live: live, name: name, shadow: testdb.Server(t), engine: eng, listener: &listener{}}
 	f.runner = &Runner{
 		Store:    st,
 		Targets:  f,
