@@ -42,8 +42,8 @@ func TestRunWaitsForOrphanDDL(t *testing.T) {
 	}
 
 	got := f.run(f.claim(a.ID, time.Minute))
-	if got.State != store.FailedRetryable || got.ErrorClass != ClassStillRunning {
-		t.Fatalf("dispatch while the orphan runs: %s class %q (%s), want failed_retryable %s", got.State, got.ErrorClass, got.LastError, ClassStillRunning)
+	if got.State != store.FailedRetryable || got.ErrorClass != store.ClassStillRunning {
+		t.Fatalf("dispatch while the orphan runs: %s class %q (%s), want failed_retryable %s", got.State, got.ErrorClass, got.LastError, store.ClassStillRunning)
 	}
 	if got.Attempt != rescued.Attempt {
 		t.Errorf("the wait cost an attempt: attempt %d, was %d", got.Attempt, rescued.Attempt)

@@ -146,7 +146,7 @@ func (r *Runner) attempt(ctx context.Context, a *store.Apply, started map[int]bo
 		return fmt.Errorf("target: %w", err)
 	}
 	var todo []store.Task
-	resumed := a.Attempt > 1 || a.Rescues > 0
+	resumed := a.Attempt > 1 || a.Rescues > 0 || a.NoAttemptsLeft
 	for _, t := range tasks {
 		if !t.State.Terminal() {
 			todo = append(todo, t)
@@ -183,6 +183,13 @@ func (r *Runner) attempt(ctx context.Context, a *store.Apply, started map[int]bo
 	if len(todo) == 0 {
 		return nil
 	}
+	if a.NoAttemptsLeft {
+		// The last attempt's worker died; its outcome is now known, and
+		// there is no attempt left to send the rest.
+		return &engine.PermanentError{Class: store.ClassRetriesExhausted, Err: fmt.Errorf(
+			"gave up after %d attempts: the worker of the last one stopped before it ended (%s); tasks %s not applied, nothing was run again",
+			a.Attempt, a.LastError, seqs(todo))}
+	}
 	job := engine.Job{
 		ApplyID:     a.ID,
 		Attempt:     a.Attempt,
@@ -198,12 +205,6 @@ func (r *Runner) attempt(ctx context.Context, a *store.Apply, started map[int]bo
 	rec := &recorder{r: r, a: a, tasks: byseq, started: started}
 	return target.Engine.Apply(ctx, job, rec)
 }
-
-// ClassStillRunning is the class of an attempt that found work of an
-// earlier attempt still running on the target (a DDL whose worker was
-// stopped or died) and waited for it instead of sending anything: the
-// attempt is not counted.
-const ClassStillRunning = "still_running"
 
 // waitError says that the attempt must wait and sent nothing.
 type waitError struct{ why string }
@@ -234,7 +235,9 @@ func (r *Runner) finish(ctx context.Context, a *store.Apply, err error, started 
 	if errors.As(err, &we) {
 		wait := pol.InFlightWait
 		log.Info("work of an earlier attempt still runs on the target: waiting, attempt not counted", "retry_in", wait, "why", we.why)
-		got, ferr := again(ctx, func() (*store.Apply, error) { return r.Store.Wait(ctx, a, ClassStillRunning, truncate(we.why), wait) })
+		got, ferr := again(ctx, func() (*store.Apply, error) {
+			return r.Store.Wait(ctx, a, store.ClassStillRunning, truncate(we.why), wait)
+		})
 		if ferr != nil {
 			return a, fmt.Errorf("apply %d: record wait: %w", a.ID, ferr)
 		}
@@ -320,6 +323,15 @@ func (r *Runner) finish(ctx context.Context, a *store.Apply, err error, started 
 	}
 	r.emit(ctx, Event{Kind: kind, Apply: got})
 	return got, nil
+}
+
+// seqs renders the tasks' numbers as "2, 3".
+func seqs(ts []store.Task) string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = fmt.Sprint(t.Seq)
+	}
+	return strings.Join(out, ", ")
 }
 
 // again runs a ledger write that ends an attempt, and runs it again while

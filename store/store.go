@@ -365,6 +365,12 @@ type ClaimOptions struct {
 // next_attempt_at has come) in one short READ COMMITTED transaction with
 // SELECT ... FOR UPDATE SKIP LOCKED: each becomes running with attempt+1
 // and a fresh lease. Concurrent claimers never receive the same apply.
+//
+// Every claim is a dispatch and counts as an attempt, so attempt never
+// passes max_attempts: an apply that has used them all (its worker died on
+// the last one and it was rescued) is claimed with its attempt unchanged
+// and NoAttemptsLeft set, for a runner that only confirms what is live
+// and sends nothing.
 func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Apply, error) {
 	limit := opt.Limit
 	if limit <= 0 {
@@ -439,7 +445,7 @@ func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Apply, error) {
 		// The UPDATE and the audit rows in one round trip. The rows are
 		// locked by the SELECT: each is updated and audited once.
 		q, qargs := joinStmts(
-			stmt{`UPDATE tern_applies SET state = 'running', attempt = attempt + 1,
+			stmt{`UPDATE tern_applies SET state = 'running', attempt = IF(attempt < max_attempts, attempt + 1, attempt),
  lease_owner = ?, lease_token = ?, lease_expires_at = ?, version = version + 1, updated_at = ? WHERE id IN (` + in + `)`,
 				append([]any{opt.Owner, token, expires, now}, args...)},
 			applyEventsStmt(ids, opt.Owner, "apply.running", "claimed", ""))
@@ -451,7 +457,12 @@ func (s *Store) Claim(ctx context.Context, opt ClaimOptions) ([]*Apply, error) {
 			return fmt.Errorf("audit apply.running: %d rows for %d applies (%v)", n, len(ids), err)
 		}
 		for _, a := range claimed {
-			a.State, a.Attempt, a.Version, a.UpdatedAt = Running, a.Attempt+1, a.Version+1, now
+			if a.Attempt < a.MaxAttempts {
+				a.Attempt++
+			} else {
+				a.NoAttemptsLeft = true
+			}
+			a.State, a.Version, a.UpdatedAt = Running, a.Version+1, now
 			a.LeaseOwner, a.LeaseToken, a.LeaseExpiresAt = opt.Owner, token, expires
 		}
 		return nil
@@ -745,7 +756,7 @@ func (s *Store) finishApply(ctx context.Context, a *Apply, to State, class, msg 
 	if to.Terminal() {
 		set += ", finished_at = UTC_TIMESTAMP(6)"
 	}
-	if refund {
+	if refund && !a.NoAttemptsLeft {
 		set += ", attempt = GREATEST(attempt - 1, 0)"
 	}
 	// A completed apply keeps the error of its last failed attempt
@@ -900,7 +911,9 @@ func (s *Store) RetryNow(ctx context.Context, id int64, actor string) (*Apply, e
 
 // FailExhausted fails for good (class retries_exhausted) every
 // failed_retryable apply whose attempt has reached max_attempts, except
-// rescued ones, and returns them. Their failed_retryable tasks fail and
+// rescued ones and those waiting for work still running on the target
+// (their last attempt's outcome is not known yet: a claim confirms it, see
+// Claim), and returns them. Their failed_retryable tasks fail and
 // their pending tasks are cancelled; the last error is kept.
 func (s *Store) FailExhausted(ctx context.Context, limit int) ([]*Apply, error) {
 	if limit <= 0 {
@@ -909,8 +922,8 @@ func (s *Store) FailExhausted(ctx context.Context, limit int) ([]*Apply, error) 
 	var out []*Apply
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM tern_applies WHERE state = 'failed_retryable'
- AND attempt >= max_attempts AND error_class <> ? ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED`,
-			ClassRescued, limit)
+ AND attempt >= max_attempts AND error_class NOT IN (?, ?) ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED`,
+			ClassRescued, ClassStillRunning, limit)
 		if err != nil {
 			return err
 		}

@@ -34,6 +34,10 @@ const (
 	ClassRescued          = "rescued"
 	ClassDrift            = "drift"
 	ClassCancelled        = "cancelled"
+	// ClassStillRunning: the attempt found work of an earlier one still
+	// running on the target and waited, sending nothing; it is not
+	// counted.
+	ClassStillRunning = "still_running"
 )
 
 // Plan is a stored plan for one (repository, PR, head SHA, database,
@@ -99,9 +103,13 @@ type Apply struct {
 	// last reported to GitHub.
 	Version         int64
 	ReportedVersion int64
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
-	FinishedAt      time.Time // zero until terminal
+	// NoAttemptsLeft is set by Claim (it is not stored) when the apply was
+	// claimed with every attempt used: its runner may only confirm what is
+	// already live, never send DDL.
+	NoAttemptsLeft bool
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	FinishedAt     time.Time // zero until terminal
 }
 
 // Task is one DDL statement of an apply.
