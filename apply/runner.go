@@ -155,12 +155,10 @@ func (r *Runner) attempt(ctx context.Context, a *store.Apply, started map[int]bo
 		// when that attempt was not counted (it waited).
 		resumed = resumed || t.Attempt > 0
 	}
-	if len(todo) > 0 {
+	if len(todo) > 0 && resumed {
 		if err := inFlight(ctx, target, a); err != nil {
 			return err
 		}
-	}
-	if len(todo) > 0 && resumed {
 		live, err := r.reconcile(ctx, a, target, tasks, todo)
 		if err != nil {
 			return err
@@ -211,9 +209,10 @@ type waitError struct{ why string }
 
 func (w *waitError) Error() string { return w.why }
 
-// inFlight asks the target's engine, when it can tell, whether a DDL tern
-// sent earlier still runs there. Before any dispatch: sending the same DDL
-// again while it runs would block behind it and then fail (or run twice).
+// inFlight asks the target's engine, when it can tell, whether a DDL of
+// the apply sent by an earlier attempt still runs there. Before every
+// re-dispatch: sending the same DDL again while it runs would block behind
+// it and then fail (or run twice).
 func inFlight(ctx context.Context, t *Target, a *store.Apply) error {
 	f, ok := t.Engine.(engine.InFlighter)
 	if !ok {

@@ -118,8 +118,9 @@ func (p *PlanetScale) UseTLS() bool { return p.TLS == nil || *p.TLS }
 
 // Recovery tunes the retry policy and the recovery pass.
 type Recovery struct {
-	// Interval runs the recovery pass inside `tern serve` this often; 0
-	// (the default) leaves passes to `tern recover`.
+	// Interval runs the recovery pass inside `tern serve` this often, so
+	// that the server retries by itself; 0 (written out) leaves passes to
+	// `tern recover`. Default 30s (DefaultRecoveryInterval).
 	Interval Duration `yaml:"interval"`
 	// MaxAttempts is the attempts per apply before it fails for good.
 	// Default 5.
@@ -138,6 +139,10 @@ type Recovery struct {
 	// has died this many times. Default 3.
 	MaxRescues int `yaml:"max_rescues"`
 }
+
+// DefaultRecoveryInterval is recovery.interval when the config leaves it
+// out.
+const DefaultRecoveryInterval = Duration(30 * time.Second)
 
 // Duration is a time.Duration written in YAML as "10s", "1m" or "0".
 type Duration time.Duration
@@ -241,7 +246,9 @@ func parse(b []byte, lookup keyLookup, keep func(repository, database, environme
 	if err := checkKeys(&root, reflect.TypeOf(Config{}), "", true); err != nil {
 		return nil, err
 	}
-	var c Config
+	// The recovery loop runs unless the config says otherwise: "0s"
+	// written out turns it off, an absent key is the default.
+	c := Config{Recovery: Recovery{Interval: DefaultRecoveryInterval}}
 	dec := root.Content[0]
 	if err := decodeStrict(dec, &c); err != nil {
 		return nil, err

@@ -193,15 +193,15 @@ func threadRuns(ctx context.Context, q queryer, id int64, prefix string) (bool, 
 	return n > 0, nil
 }
 
-// InFlight looks in the target's process list for a DDL tern sent to the
-// live schema that is still running (left by an attempt that was stopped,
-// or whose worker died: of this apply, or of an earlier apply of the same
-// target), and describes it ("apply 12 task 2 on thread 1234, copy to tmp
-// table"), or returns "" when there is none. While one runs, the apply
-// must wait: sending the DDL again would block behind it, then fail or run
-// it twice.
+// InFlight looks in the target's process list for a DDL of job's apply
+// still running on the live schema (left by an attempt that was stopped,
+// or whose worker died), and describes it ("apply 12 task 2 on thread
+// 1234, copy to tmp table"), or returns "" when there is none. While one
+// runs, the apply must wait: sending the DDL again would block behind it,
+// then fail or run it twice. It needs no PROCESS privilege: tern's user
+// sees its own threads.
 func (e *Engine) InFlight(ctx context.Context, job engine.Job) (string, error) {
-	const prefix = "/* tern apply="
+	prefix := fmt.Sprintf("/* tern apply=%d task=", job.ApplyID)
 	rows, err := e.db.QueryContext(ctx, `SELECT ID, COALESCE(STATE, ''), INFO FROM information_schema.PROCESSLIST
  WHERE ID <> CONNECTION_ID() AND DB = ? AND INFO LIKE CONCAT(?, '%') ORDER BY ID`, e.database, likeEscape(prefix))
 	if err != nil {
@@ -215,9 +215,8 @@ func (e *Engine) InFlight(ctx context.Context, job engine.Job) (string, error) {
 		if err := rows.Scan(&id, &state, &info); err != nil {
 			return "", engine.ClassifyMySQL(fmt.Errorf("read the process list: %w", err))
 		}
-		who, _, _ := strings.Cut(strings.TrimPrefix(info, prefix), " */")
-		who = strings.Replace(who, " task=", " task ", 1)
-		d := fmt.Sprintf("apply %s on thread %d", who, id)
+		seq, _, _ := strings.Cut(strings.TrimPrefix(info, prefix), " */")
+		d := fmt.Sprintf("apply %d task %s on thread %d", job.ApplyID, seq, id)
 		if state != "" {
 			d += ", " + state
 		}
@@ -229,7 +228,7 @@ func (e *Engine) InFlight(ctx context.Context, job engine.Job) (string, error) {
 	if len(found) == 0 {
 		return "", nil
 	}
-	d := "a DDL tern sent earlier is still running on the target: " + strings.Join(found, "; ")
+	d := "a DDL of this apply is still running on the target: " + strings.Join(found, "; ")
 	if c := job.EngineState[StateConn]; c != "" {
 		d += " (this apply's last recorded session: " + c + ")"
 	}
