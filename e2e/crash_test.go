@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ternhq/tern/internal/fakegithub"
 	"github.com/ternhq/tern/internal/testdb"
@@ -115,12 +116,25 @@ func TestServeKilledMidApplyIsRescued(t *testing.T) {
 	orphanDone := columnCount(t, live, "users", "email") == 1
 	t.Logf("the killed worker's ALTER took effect after its death: %v", orphanDone)
 
+	// The rescue hands the apply back with a backoff (backoff_base 1s):
+	// the rescuing pass does not run it; a pass once it is due does.
 	out, sum := w.recoverPass(cfg)
-	if sum != (summary{Recovered: 1, Rescued: 1}) {
-		t.Fatalf("rescuing pass: %+v, want recovered=1 rescued=1\n%s", sum, out)
+	if sum != (summary{Retrying: 1, Rescued: 1}) {
+		t.Fatalf("rescuing pass: %+v, want retrying=1 rescued=1\n%s", sum, out)
 	}
-	if want := fmt.Sprintf("apply %d acme/shop#7 shop/staging: rescued, completed", a.ID); !strings.Contains(out, want) {
+	if want := fmt.Sprintf("apply %d acme/shop#7 shop/staging: rescued, retrying", a.ID); !strings.Contains(out, want) {
 		t.Errorf("rescuing pass printed:\n%s\nwant a line starting %q", out, want)
+	}
+	waitFor(t, "the rescued apply to fall due", func() bool {
+		got, err := w.st.Apply(ctx, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return !time.Now().Before(got.NextAttemptAt)
+	})
+	out, sum = w.recoverPass(cfg)
+	if sum != (summary{Recovered: 1}) {
+		t.Fatalf("pass after the backoff: %+v, want recovered=1\n%s", sum, out)
 	}
 
 	got, err := w.st.Apply(ctx, a.ID)

@@ -12,7 +12,8 @@
 // # Order of a pass
 //
 //  1. Rescue: running applies whose lease lapsed are handed back through
-//     store.Rescue (failed_retryable, due now; rescue_exhausted past
+//     store.RescueAfter (failed_retryable, due after RescueBackoff, the
+//     rescues of one pass staggered by RescueSpread; rescue_exhausted past
 //     MaxRescues). The runner re-plans them against the live schema before
 //     anything runs.
 //  2. Closed pull requests: for every PR holding a lock or an active apply,
@@ -50,6 +51,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ternhq/tern/apply"
 	"github.com/ternhq/tern/metrics"
 	"github.com/ternhq/tern/store"
 )
@@ -81,6 +83,8 @@ const (
 	DefaultParallel   = 4
 	DefaultMaxRescues = 3
 	DefaultLease      = 5 * time.Minute
+	// DefaultRescueSpread is Pass.RescueSpread's default.
+	DefaultRescueSpread = 5 * time.Second
 )
 
 // batch bounds how many rows one ledger query of the pass returns.
@@ -113,6 +117,14 @@ type Pass struct {
 	// Lease is how long a claim owns an apply before the runner must extend
 	// it. Default 5m.
 	Lease time.Duration
+	// RescueBackoff is how long a rescued apply waits before it is due,
+	// given its attempt (its worker died: whatever killed it may still be
+	// going on). Default: the retry backoff of a zero apply.Policy.
+	RescueBackoff func(attempt int) time.Duration
+	// RescueSpread staggers the applies one pass rescues (after an outage,
+	// every lapsed apply at once): they become due Parallel at a time,
+	// RescueSpread apart. Default 5s.
+	RescueSpread time.Duration
 	// Logger receives the pass's log. Default slog.Default().
 	Logger *slog.Logger
 	// Metrics, when not nil, records pass durations, claim latencies and
@@ -133,6 +145,12 @@ func (p *Pass) defaults() Pass {
 	}
 	if q.Lease <= 0 {
 		q.Lease = DefaultLease
+	}
+	if q.RescueBackoff == nil {
+		q.RescueBackoff = apply.Policy{}.Backoff
+	}
+	if q.RescueSpread <= 0 {
+		q.RescueSpread = DefaultRescueSpread
 	}
 	if q.Logger == nil {
 		q.Logger = slog.Default()

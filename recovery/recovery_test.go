@@ -121,7 +121,9 @@ func (e *env) pass(opts ...func(*recovery.Pass)) *recovery.Pass {
 		Store:  e.st,
 		Runner: &recoverytest.LedgerRunner{Store: e.st, Engine: e.eng, RetryIn: time.Hour},
 		Limit:  1000, Parallel: 4, Lease: time.Minute,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// Rescued applies are due at once unless a test says otherwise.
+		RescueBackoff: func(int) time.Duration { return 0 },
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	for _, o := range opts {
 		o(p)

@@ -19,6 +19,7 @@ import (
 // pass made first is a conflict and is skipped.
 func (p *Pass) rescue(ctx context.Context, t *tracker, log *slog.Logger) error {
 	seen := map[int64]bool{}
+	rescued := 0
 	for {
 		lapsed, err := p.Store.LapsedApplies(ctx, batch)
 		if err != nil {
@@ -31,7 +32,8 @@ func (p *Pass) rescue(ctx context.Context, t *tracker, log *slog.Logger) error {
 			}
 			seen[a.ID] = true
 			progress = true
-			got, err := p.Store.Rescue(ctx, a, p.MaxRescues)
+			wait := p.RescueBackoff(a.Attempt) + time.Duration(rescued/p.Parallel)*p.RescueSpread
+			got, err := p.Store.RescueAfter(ctx, a, p.MaxRescues, wait)
 			if errors.Is(err, store.ErrConflict) {
 				log.Debug("rescue lost to another pass", "apply", a.ID)
 				continue
@@ -44,7 +46,8 @@ func (p *Pass) rescue(ctx context.Context, t *tracker, log *slog.Logger) error {
 				t.touch(a, ActionRescued, fmt.Errorf("rescue: %w", err))
 				continue
 			}
-			log.Info("rescued apply", "apply", got.ID, "state", got.State, "rescues", got.Rescues, "previous_owner", a.LeaseOwner)
+			rescued++
+			log.Info("rescued apply", "apply", got.ID, "state", got.State, "rescues", got.Rescues, "previous_owner", a.LeaseOwner, "due_in", wait)
 			t.touch(got, ActionRescued, nil)
 			p.Metrics.Transition(string(got.State))
 			t.count(func(r *Result) { r.Rescued++ })

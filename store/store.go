@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -523,6 +524,13 @@ func (s *Store) LapsedApplies(ctx context.Context, limit int) ([]*Apply, error) 
 // maxRescues the apply fails for good with class "rescue_exhausted". Fenced
 // on running, a's lease token, and the lease still being expired.
 func (s *Store) Rescue(ctx context.Context, a *Apply, maxRescues int) (*Apply, error) {
+	return s.RescueAfter(ctx, a, maxRescues, 0)
+}
+
+// RescueAfter is Rescue with the rescued apply due after retryIn instead
+// of now: a backoff, so that after an outage the lapsed applies do not all
+// hit their targets at once.
+func (s *Store) RescueAfter(ctx context.Context, a *Apply, maxRescues int, retryIn time.Duration) (*Apply, error) {
 	var out *Apply
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var st State
@@ -547,7 +555,8 @@ func (s *Store) Rescue(ctx context.Context, a *Apply, maxRescues int) (*Apply, e
 			to, class = Failed, ClassRescueExhausted
 			msg = fmt.Sprintf("the lease of %s lapsed and the apply was already rescued %d times: giving up", owner, rescues)
 		}
-		set := `state = ?, rescues = rescues + 1, next_attempt_at = UTC_TIMESTAMP(6), lease_owner = '',
+		set := `state = ?, rescues = rescues + 1, next_attempt_at = UTC_TIMESTAMP(6) + INTERVAL ` +
+			strconv.FormatInt(micros(max(retryIn, 0)), 10) + ` MICROSECOND, lease_owner = '',
  lease_token = '', lease_expires_at = NULL, error_class = ?, last_error = ?`
 		if to.Terminal() {
 			set += ", finished_at = UTC_TIMESTAMP(6)"

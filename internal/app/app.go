@@ -131,18 +131,20 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 
 // RecoveryPass returns a recovery pass over the App's pieces: the runner
 // runs what it claims, the bot reports and checks for closed pull
-// requests, and the config's recovery section sets rescues and the lease.
+// requests, and the config's recovery section sets rescues, the lease and
+// the backoff of rescued applies.
 // Callers may set Limit, Parallel or Logger before running it.
 func (a *App) RecoveryPass() *recovery.Pass {
 	return &recovery.Pass{
-		Store:      a.Store,
-		Runner:     a.Runner,
-		Reporter:   a.Bot.Reporter(),
-		PRs:        a.Bot,
-		MaxRescues: a.Config.Recovery.MaxRescues,
-		Lease:      a.Config.Recovery.Lease.D(),
-		Logger:     a.log,
-		Metrics:    a.Metrics,
+		Store:         a.Store,
+		Runner:        a.Runner,
+		Reporter:      a.Bot.Reporter(),
+		PRs:           a.Bot,
+		MaxRescues:    a.Config.Recovery.MaxRescues,
+		Lease:         a.Config.Recovery.Lease.D(),
+		RescueBackoff: a.Runner.Policy.Backoff,
+		Logger:        a.log,
+		Metrics:       a.Metrics,
 	}
 }
 
