@@ -26,7 +26,10 @@
 //  4. Claim and run: up to Limit due applies are claimed one at a time by
 //     Parallel workers (each claim is a short SKIP LOCKED transaction, so a
 //     claimed apply's lease starts when a worker is ready for it) and run
-//     through Runner.
+//     through Runner. A claim the ledger fails transiently (deadlock, lock
+//     wait timeout) is tried again; one that keeps failing ends the claims
+//     of this pass (counted in Errors), not the pass: the report step
+//     still runs.
 //  5. Report: Reporter.Report for each touched apply and each apply the
 //     ledger says is report-due, read fresh from the ledger; on success the
 //     version reported is recorded with store.MarkReported. A failed report

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ternhq/tern/engine"
 	"github.com/ternhq/tern/store"
 )
 
@@ -159,9 +160,7 @@ func (p *Pass) claimAndRun(ctx context.Context, t *tracker, log *slog.Logger) er
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil && take() {
-				began := time.Now()
-				got, err := p.Store.Claim(ctx, store.ClaimOptions{Owner: p.Owner, Limit: 1, Lease: p.Lease})
-				p.Metrics.Claim(time.Since(began))
+				got, err := p.claim(ctx, log)
 				if err != nil {
 					giveBack(fmt.Errorf("claim applies: %w", err))
 					return
@@ -177,10 +176,39 @@ func (p *Pass) claimAndRun(ctx context.Context, t *tracker, log *slog.Logger) er
 		}()
 	}
 	wg.Wait()
-	if claimErr != nil {
-		return claimErr
+	if claimErr != nil && ctx.Err() == nil {
+		// The pass goes on: what it did, and what is report-due, is still
+		// reported.
+		log.Error("claim applies; no more claims this pass", "err", claimErr)
+		t.count(func(r *Result) { r.Errors++ })
 	}
 	return ctx.Err()
+}
+
+// claimTries bounds the claims one worker of a pass makes in a row while
+// the ledger answers with a transient error (a deadlock, a lock wait
+// timeout).
+const claimTries = 4
+
+// claim claims one due apply, trying again while the ledger fails
+// transiently.
+func (p *Pass) claim(ctx context.Context, log *slog.Logger) ([]*store.Apply, error) {
+	wait := 50 * time.Millisecond
+	for try := 1; ; try++ {
+		began := time.Now()
+		got, err := p.Store.Claim(ctx, store.ClaimOptions{Owner: p.Owner, Limit: 1, Lease: p.Lease})
+		p.Metrics.Claim(time.Since(began))
+		if err == nil || try >= claimTries || !engine.IsRetryable(engine.ClassifyMySQL(err)) {
+			return got, err
+		}
+		log.Warn("claim failed, retrying", "try", try, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
 }
 
 // run runs one claimed apply and records where it ended.
