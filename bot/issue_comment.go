@@ -217,6 +217,11 @@ func (b *Bot) cmdRetry(ctx context.Context, gh *github.Client, pr *prInfo, cmd *
 		switch a.State {
 		case store.FailedRetryable:
 			ra, err := b.st.RetryNow(ctx, a.ID, user)
+			var te *store.TransitionError
+			if errors.Is(err, store.ErrConflict) || errors.As(err, &te) {
+				// A recovery pass took it between our read and the retry.
+				return refuse(report.Refusal(cmd.Line, fmt.Sprintf("apply #%d of `%s/%s` was picked up by a recovery pass in the meantime: it is being retried now.", a.ID, db, cmd.Environment), ""))
+			}
 			if err != nil {
 				return fmt.Errorf("retry apply %d: %w", a.ID, err)
 			}
