@@ -121,7 +121,7 @@ func (b *Bot) checkApply(ctx context.Context, gh *github.Client, pr *prInfo, cmd
 // sp, pending, for the workers; it refuses when another PR holds the lock
 // or another apply is active on the target.
 func (b *Bot) queueApply(ctx context.Context, pr *prInfo, cmd *Command, sp *store.Plan, user string) error {
-	err := b.st.TakeLock(ctx, store.Lock{Repository: pr.Repo, Database: sp.Database, Environment: sp.Environment, PR: pr.Number})
+	err := b.st.TakeLock(ctx, store.Lock{Repository: pr.Repo, Database: sp.Database, Environment: sp.Environment, PR: pr.Number, InstallationID: pr.InstallationID})
 	var held *store.LockHeldError
 	if errors.As(err, &held) {
 		return refuse(report.RefuseLock(cmd.Line, sp.Database, sp.Environment, held.Lock.PR))

@@ -82,6 +82,12 @@ func files(users string) map[string]string {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessLockWait(t, "2s")
+}
+
+// newHarnessLockWait is newHarness with the targets' lock_wait_timeout.
+func newHarnessLockWait(t *testing.T, lockWait string) *harness {
+	t.Helper()
 	storeDSN, _ := testdb.New(t, "bot_store")
 	stagingDB, stagingName := testdb.Open(t, "bot_staging")
 	prodDB, prodName := testdb.Open(t, "bot_prod")
@@ -112,14 +118,14 @@ github:
   private_key: ${KEY}
   webhook_secret: %q
 targets:
-  - {repository: %s, database: shop, environment: staging, mysql: {dsn: %q, lock_wait_timeout: 2s}}
-  - {repository: %s, database: shop, environment: production, mysql: {dsn: %q, lock_wait_timeout: 2s}}
+  - {repository: %s, database: shop, environment: staging, mysql: {dsn: %q, lock_wait_timeout: %s}}
+  - {repository: %s, database: shop, environment: production, mysql: {dsn: %q, lock_wait_timeout: %s}}
 recovery:
   max_attempts: 3
   backoff_base: 1s
   backoff_max: 2s
   lease: 30s
-`, storeDSN, gh.URL, gh.AppID, secret, repoName, dsnFor(stagingName), repoName, dsnFor(prodName))
+`, storeDSN, gh.URL, gh.AppID, secret, repoName, dsnFor(stagingName), lockWait, repoName, dsnFor(prodName), lockWait)
 	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) { return string(gh.PrivateKeyPEM), k == "KEY" })
 	if err != nil {
 		t.Fatal(err)

@@ -95,21 +95,23 @@ func (b *Bot) PRClosed(ctx context.Context, ref store.PRRef) (closed, merged boo
 // HandleClosed does what closing a pull request means: its locks are
 // released, its pending and retrying applies cancelled (their check runs
 // completed as Cancelled), and, when it was not merged but its changes are
-// live somewhere, a comment names those environments and the DDL.
+// live somewhere, a comment names those environments and the DDL. The lock
+// of a target where an apply is running stays until the attempt ends (see
+// releaseIdleLocks): the recovery pass then calls HandleClosed again.
 func (b *Bot) HandleClosed(ctx context.Context, ref store.PRRef, merged bool) error {
 	unlock := b.lockPR(ref.Repository, ref.PR)
 	defer unlock()
 	log := b.log.With("repo", ref.Repository, "pr", ref.PR, "merged", merged)
-	released, err := b.st.ReleaseLocks(ctx, ref.Repository, ref.PR, "", "")
-	if err != nil {
-		return fmt.Errorf("release locks: %w", err)
-	}
-	for _, l := range released {
-		b.audit(ctx, store.Event{Repository: ref.Repository, PR: ref.PR, Actor: "tern", Action: "lock.released", Detail: l.Database + "/" + l.Environment + " (PR closed)"})
-	}
 	applies, err := b.st.AppliesForPR(ctx, ref.Repository, ref.PR)
 	if err != nil {
 		return fmt.Errorf("applies of PR: %w", err)
+	}
+	released, err := b.releaseIdleLocks(ctx, ref, applies)
+	if err != nil {
+		return err
+	}
+	for _, l := range released {
+		b.audit(ctx, store.Event{Repository: ref.Repository, PR: ref.PR, Actor: "tern", Action: "lock.released", Detail: l.Database + "/" + l.Environment + " (PR closed)"})
 	}
 	reason := "pull request closed"
 	if merged {
@@ -142,6 +144,43 @@ func (b *Bot) HandleClosed(ctx context.Context, ref store.PRRef, merged bool) er
 	}
 	log.Info("pull request closed", "locks_released", len(released))
 	return errors.Join(errs...)
+}
+
+// releaseIdleLocks releases the PR's locks except those of targets where
+// one of its applies is running: an attempt cannot be cut short, and the
+// kept lock keeps the PR among those the recovery pass looks at, so that
+// once the attempt ends the pass handles the close again (cancels what is
+// left, says what went live without being merged).
+func (b *Bot) releaseIdleLocks(ctx context.Context, ref store.PRRef, applies []*store.Apply) ([]store.Lock, error) {
+	running := map[string]bool{}
+	for _, a := range applies {
+		if a.State == store.Running {
+			running[key(a.Database, a.Environment)] = true
+		}
+	}
+	if len(running) == 0 {
+		ls, err := b.st.ReleaseLocks(ctx, ref.Repository, ref.PR, "", "")
+		if err != nil {
+			return nil, fmt.Errorf("release locks: %w", err)
+		}
+		return ls, nil
+	}
+	held, err := b.st.LocksForPR(ctx, ref.Repository, ref.PR)
+	if err != nil {
+		return nil, fmt.Errorf("release locks: %w", err)
+	}
+	var out []store.Lock
+	for _, l := range held {
+		if running[key(l.Database, l.Environment)] {
+			continue
+		}
+		ls, err := b.st.ReleaseLocks(ctx, ref.Repository, ref.PR, l.Database, l.Environment)
+		if err != nil {
+			return nil, fmt.Errorf("release locks: %w", err)
+		}
+		out = append(out, ls...)
+	}
+	return out, nil
 }
 
 func (b *Bot) commentUnmerged(ctx context.Context, ref store.PRRef, done map[string]*store.Apply) error {
