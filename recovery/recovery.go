@@ -33,8 +33,12 @@
 //  5. Report: Reporter.Report for each touched apply and each apply the
 //     ledger says is report-due, read fresh from the ledger; on success the
 //     version reported is recorded with store.MarkReported. A failed report
-//     leaves the apply report-due, so the next pass retries it: the ledger
-//     is the truth, GitHub a view of it.
+//     leaves the apply report-due, so a later pass retries it: the ledger
+//     is the truth, GitHub a view of it. Failures are counted
+//     (store.ReportFailed): the applies whose reports failed least often
+//     are taken first, so ones GitHub never accepts cannot starve the
+//     others, and after ReportGiveUp the pass gives up on them with a
+//     logged reason.
 //
 // # Touched
 //
@@ -88,6 +92,10 @@ const (
 	DefaultLease      = 5 * time.Minute
 	// DefaultRescueSpread is Pass.RescueSpread's default.
 	DefaultRescueSpread = 5 * time.Second
+	// DefaultReportGiveUpFailures and DefaultReportGiveUpAfter are
+	// Pass.ReportGiveUp's defaults.
+	DefaultReportGiveUpFailures = 10
+	DefaultReportGiveUpAfter    = 24 * time.Hour
 )
 
 // batch bounds how many rows one ledger query of the pass returns.
@@ -128,6 +136,14 @@ type Pass struct {
 	// every lapsed apply at once): they become due Parallel at a time,
 	// RescueSpread apart. Default 5s.
 	RescueSpread time.Duration
+	// ReportLimit bounds how many report-due applies one pass reports
+	// (besides those it touched). Default 500.
+	ReportLimit int
+	// ReportGiveUp says when to stop trying to report an apply whose
+	// reports keep failing (the App was uninstalled, the repository is
+	// gone): the pass logs why and the ledger marks it reported. Default:
+	// 10 failures over at least 24h.
+	ReportGiveUp store.ReportGiveUp
 	// Logger receives the pass's log. Default slog.Default().
 	Logger *slog.Logger
 	// Metrics, when not nil, records pass durations, claim latencies and
@@ -154,6 +170,15 @@ func (p *Pass) defaults() Pass {
 	}
 	if q.RescueSpread <= 0 {
 		q.RescueSpread = DefaultRescueSpread
+	}
+	if q.ReportLimit <= 0 {
+		q.ReportLimit = batch
+	}
+	if q.ReportGiveUp.Failures <= 0 {
+		q.ReportGiveUp.Failures = DefaultReportGiveUpFailures
+	}
+	if q.ReportGiveUp.After <= 0 {
+		q.ReportGiveUp.After = DefaultReportGiveUpAfter
 	}
 	if q.Logger == nil {
 		q.Logger = slog.Default()

@@ -257,7 +257,7 @@ func (p *Pass) refresh(ctx context.Context, t *tracker) error {
 // report sends the touched applies and the report-due ones to GitHub,
 // Parallel at a time.
 func (p *Pass) report(ctx context.Context, t *tracker, log *slog.Logger) error {
-	due, err := p.Store.ReportDue(ctx, batch)
+	due, err := p.Store.ReportDue(ctx, p.ReportLimit)
 	if err != nil {
 		return fmt.Errorf("list report-due applies: %w", err)
 	}
@@ -287,7 +287,7 @@ func (p *Pass) report(ctx context.Context, t *tracker, log *slog.Logger) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			rerr := p.reportOne(ctx, a)
+			rerr := p.reportOne(ctx, a, log)
 			t.mu.Lock()
 			defer t.mu.Unlock()
 			if rerr != nil {
@@ -308,9 +308,19 @@ func (p *Pass) report(ctx context.Context, t *tracker, log *slog.Logger) error {
 	return ctx.Err()
 }
 
-// reportOne reports a to GitHub and records the version reported.
-func (p *Pass) reportOne(ctx context.Context, a *store.Apply) error {
+// reportOne reports a to GitHub and records the version reported, or the
+// failure.
+func (p *Pass) reportOne(ctx context.Context, a *store.Apply, log *slog.Logger) error {
 	if err := p.Reporter.Report(ctx, a); err != nil {
+		n, gaveUp, ferr := p.Store.ReportFailed(context.WithoutCancel(ctx), a.ID, a.Version, err.Error(), p.ReportGiveUp)
+		switch {
+		case ferr != nil:
+			log.Warn("record a failed report", "apply", a.ID, "err", ferr)
+		case gaveUp:
+			log.Error("giving up reporting apply to GitHub: its reports keep failing (App uninstalled? repository gone?)",
+				"apply", a.ID, "repository", a.Repository, "pr", a.PR, "version", a.Version, "failures", n, "err", err)
+			return fmt.Errorf("gave up after %d failed reports: %w", n, err)
+		}
 		return err
 	}
 	if err := p.Store.MarkReported(ctx, a.ID, a.Version); err != nil {

@@ -4,12 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 //go:embed migrations/*.sql
@@ -169,7 +172,7 @@ func (s *Store) migrate(ctx context.Context) (err error) {
 			continue
 		}
 		for i, stmt := range m.statements {
-			if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			if _, err := conn.ExecContext(ctx, stmt); err != nil && !alreadyDone(err) {
 				return fmt.Errorf("migrate store to version %d (%s), statement %d: %w", m.version, m.name, i+1, err)
 			}
 		}
@@ -180,6 +183,14 @@ func (s *Store) migrate(ctx context.Context) (err error) {
 		}
 	}
 	return nil
+}
+
+// alreadyDone reports whether a migration statement failed because what it
+// adds is there already (a run cut short between a statement and the
+// version's record): a duplicate column (1060) or key (1061).
+func alreadyDone(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1060 || me.Number == 1061)
 }
 
 // SchemaTooNewError is returned by Migrate when the database was migrated

@@ -1241,12 +1241,15 @@ func (s *Store) SetRef(ctx context.Context, repo, key string, id int64, meta str
 }
 
 // ReportDue returns applies whose latest state has not been reported to
-// GitHub (reported_version < version).
+// GitHub (reported_version < version), those whose reports failed least
+// often first.
 func (s *Store) ReportDue(ctx context.Context, limit int) ([]*Apply, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	as, err := queryApplies(ctx, s.db, "WHERE report_due = 1 ORDER BY id LIMIT ?", limit)
+	// Applies whose reports keep failing go to the back: they never
+	// starve newer ones.
+	as, err := queryApplies(ctx, s.db, "WHERE report_due = 1 ORDER BY report_failures, id LIMIT ?", limit)
 	if err != nil {
 		return nil, fmt.Errorf("applies due a report: %w", err)
 	}
@@ -1256,8 +1259,8 @@ func (s *Store) ReportDue(ctx context.Context, limit int) ([]*Apply, error) {
 // MarkReported records that version of apply id reached GitHub. It never
 // moves reported_version backwards.
 func (s *Store) MarkReported(ctx context.Context, id int64, version int64) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE tern_applies SET reported_version = ?
- WHERE id = ? AND reported_version < ? AND version >= ?`, version, id, version, version)
+	res, err := s.db.ExecContext(ctx, `UPDATE tern_applies SET reported_version = ?, report_failures = 0,
+ report_failing_since = NULL WHERE id = ? AND reported_version < ? AND version >= ?`, version, id, version, version)
 	if err != nil {
 		return fmt.Errorf("mark apply %d reported: %w", id, err)
 	}
@@ -1275,6 +1278,54 @@ func (s *Store) MarkReported(ctx context.Context, id int64, version int64) error
 		}
 	}
 	return nil
+}
+
+// ReportGiveUp says when the pass stops trying to report an apply.
+type ReportGiveUp struct {
+	// Failures is how many failed reports in a row it takes at least.
+	Failures int
+	// After is how long the reports must have been failing at least.
+	After time.Duration
+}
+
+// ReportFailed records that reporting version of apply id failed with
+// reason. Once the reports of the apply have failed giveUp.Failures times
+// in a row over at least giveUp.After, the ledger gives up on them: the
+// version is marked reported (a later change is reported afresh), an audit
+// row says why, and gaveUp is true. failures is the count so far.
+func (s *Store) ReportFailed(ctx context.Context, id, version int64, reason string, giveUp ReportGiveUp) (failures int, gaveUp bool, err error) {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		var repo string
+		var pr int
+		var reported int64
+		var old bool
+		err := tx.QueryRowContext(ctx, `SELECT repository, pr, reported_version, report_failures,
+ COALESCE(report_failing_since <= UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND, FALSE)
+ FROM tern_applies WHERE id = ? FOR UPDATE`, micros(giveUp.After), id).Scan(&repo, &pr, &reported, &failures, &old)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil || reported >= version {
+			return err
+		}
+		failures++
+		if failures >= giveUp.Failures && old {
+			gaveUp = true
+			if _, err := tx.ExecContext(ctx, `UPDATE tern_applies SET reported_version = GREATEST(reported_version, ?),
+ report_failures = 0, report_failing_since = NULL WHERE id = ?`, version, id); err != nil {
+				return err
+			}
+			return addEvent(ctx, tx, Event{ApplyID: id, Repository: repo, PR: pr, Actor: "tern", Action: "report.abandoned",
+				Detail: fmt.Sprintf("version %d not reported after %d failures: %s", version, failures, reason)})
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE tern_applies SET report_failures = ?,
+ report_failing_since = COALESCE(report_failing_since, UTC_TIMESTAMP(6)) WHERE id = ?`, failures, id)
+		return err
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("record failed report of apply %d: %w", id, err)
+	}
+	return failures, gaveUp, nil
 }
 
 // AddEvent appends to the audit log.
