@@ -181,7 +181,7 @@ func (r *Runner) attempt(ctx context.Context, a *store.Apply, started map[int]bo
 	if len(todo) == 0 {
 		return nil
 	}
-	if a.NoAttemptsLeft {
+	if a.NoAttemptsLeft && !resumes(target.Engine, a) {
 		// The last attempt's worker died; its outcome is now known, and
 		// there is no attempt left to send the rest.
 		return &engine.PermanentError{Class: store.ClassRetriesExhausted, Err: fmt.Errorf(
@@ -200,7 +200,7 @@ func (r *Runner) attempt(ctx context.Context, a *store.Apply, started map[int]bo
 		job.Tasks = append(job.Tasks, engine.Task{Seq: t.Seq, Table: t.Table, Kind: t.Kind, DDL: t.DDL, Instant: t.Instant})
 		byseq[t.Seq] = t
 	}
-	rec := &recorder{r: r, a: a, tasks: byseq, started: started}
+	rec := &recorder{r: r, a: a, tasks: byseq, started: started, lease: r.Policy.withDefaults().Lease}
 	return target.Engine.Apply(ctx, job, rec)
 }
 
@@ -231,11 +231,20 @@ func inFlight(ctx context.Context, t *Target, a *store.Apply) error {
 // finish ends the attempt in the ledger according to err.
 func (r *Runner) finish(ctx context.Context, a *store.Apply, err error, started map[int]bool, pol Policy, log *slog.Logger) (*store.Apply, error) {
 	var we *waitError
-	if errors.As(err, &we) {
+	var ew *engine.WaitingError
+	if errors.As(err, &we) || errors.As(err, &ew) {
 		wait := pol.InFlightWait
-		log.Info("work of an earlier attempt still runs on the target: waiting, attempt not counted", "retry_in", wait, "why", we.why)
+		// The class stays still_running whatever cut the wait short, so
+		// that nothing fails the apply for good while the work may land.
+		why := ""
+		if we != nil {
+			why = we.why
+		} else {
+			why = fmt.Sprintf("%s (%s)", ew.Error(), engine.Class(ew.Err))
+		}
+		log.Info("work under way on the target: waiting, attempt not counted", "retry_in", wait, "why", why)
 		got, ferr := again(ctx, func() (*store.Apply, error) {
-			return r.Store.Wait(ctx, a, store.ClassStillRunning, truncate(we.why), wait)
+			return r.Store.Wait(ctx, a, store.ClassStillRunning, truncate(why), wait)
 		})
 		if ferr != nil {
 			return a, fmt.Errorf("apply %d: record wait: %w", a.ID, ferr)
@@ -475,13 +484,30 @@ func (r *Runner) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// recorder adapts the ledger to engine.Recorder; every write is fenced on
-// the apply's lease.
+// resumes reports whether the engine has work of a under way to see to its
+// end (engine.Resumer).
+func resumes(e engine.Engine, a *store.Apply) bool {
+	r, ok := e.(engine.Resumer)
+	return ok && r.Resumes(engine.Job{ApplyID: a.ID, Attempt: a.Attempt, EngineState: a.EngineState})
+}
+
+// recorder adapts the ledger to engine.Recorder and engine.Confirmer;
+// every write is fenced on the apply's lease.
 type recorder struct {
 	r       *Runner
 	a       *store.Apply
 	tasks   map[int]store.Task
 	started map[int]bool
+	lease   time.Duration
+}
+
+// Confirm extends the lease with a fenced write: it fails when the
+// attempt lost the apply.
+func (rec *recorder) Confirm(ctx context.Context) error {
+	if err := rec.r.Store.ExtendLease(ctx, rec.a, rec.lease); err != nil {
+		return fmt.Errorf("confirm the lease: %w", err)
+	}
+	return nil
 }
 
 func (rec *recorder) TaskStarted(ctx context.Context, seq int) error {

@@ -67,6 +67,39 @@ type InFlighter interface {
 	InFlight(ctx context.Context, job Job) (string, error)
 }
 
+// Confirmer is implemented by Recorders that can confirm, with a fenced
+// write, that the attempt still holds its lease. Engines call it right
+// before a side effect outside the ledger that must not be made by a
+// worker that lost the apply (deploying a deploy request, cutting it over,
+// closing it, deleting a branch); an error means stop.
+type Confirmer interface {
+	Confirm(ctx context.Context) error
+}
+
+// Resumer is implemented by engines whose recorded state can name work
+// under way outside tern (a deploy request): Resumes reports whether job's
+// EngineState does. An apply out of attempts whose last worker died is
+// still handed to such an engine, to see that work to its end; it never
+// starts anything new.
+type Resumer interface {
+	Resumes(job Job) bool
+}
+
+// WaitingError ends an attempt that was waiting on work under way outside
+// tern (a deploy request being deployed): the work goes on, and waiting on
+// it is not an attempt. The runner ends the attempt retryable without
+// counting it, so an apply is never failed for good while that work may
+// still land. Err is the reason the wait was cut short (usually a
+// *RetryableError).
+type WaitingError struct {
+	Err error
+}
+
+func (e *WaitingError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *WaitingError) Unwrap() error { return e.Err }
+
 // TaskError says which task failed and why.
 type TaskError struct {
 	Seq int

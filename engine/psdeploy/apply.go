@@ -127,6 +127,21 @@ func (a *attempt) startAll(ctx context.Context) error {
 	return nil
 }
 
+// fence confirms, right before a side effect on PlanetScale that a worker
+// that lost the apply must not make, that this attempt still holds its
+// lease (when the Recorder can tell: engine.Confirmer). A failure is a
+// Recorder failure: the attempt stops.
+func (a *attempt) fence(ctx context.Context, what string) error {
+	c, ok := a.rec.(engine.Confirmer)
+	if !ok {
+		return nil
+	}
+	if err := c.Confirm(ctx); err != nil {
+		return &recorderError{fmt.Errorf("before %s: %w", what, err)}
+	}
+	return nil
+}
+
 func (a *attempt) save(ctx context.Context, key, value string) error {
 	if err := a.rec.SaveState(ctx, key, value); err != nil {
 		return &recorderError{fmt.Errorf("save state %s: %w", key, err)}
@@ -151,6 +166,9 @@ func (a *attempt) getBranch(ctx context.Context, name string) (*planetscale.Data
 }
 
 func (a *attempt) deleteBranch(ctx context.Context, name string) error {
+	if err := a.fence(ctx, "delete branch "+name); err != nil {
+		return err
+	}
 	err := a.api(ctx, "delete branch "+name, func(ctx context.Context, c *planetscale.Client, org, db string) error {
 		return c.DatabaseBranches.Delete(ctx, &planetscale.DeleteDatabaseBranchRequest{Organization: org, Database: db, Branch: name})
 	})
@@ -410,6 +428,7 @@ func (a *attempt) watch(ctx context.Context, num uint64) error {
 	var dr *planetscale.DeployRequest
 	var outcome error
 	ended, deployed, cutOver := false, false, false
+	seen := "" // the last deployment state read
 	lastOps := ""
 	warned := map[string]bool{}
 	failed := func(st, why string) {
@@ -425,6 +444,7 @@ func (a *attempt) watch(ctx context.Context, num uint64) error {
 			return "", false, err
 		}
 		st := deploymentState(dr)
+		seen = st
 		if st != dsPendingCutover {
 			cutOver = false
 		}
@@ -459,6 +479,9 @@ func (a *attempt) watch(ctx context.Context, num uint64) error {
 				outcome = a.deployFailure(dr, st)
 				return st, true, nil
 			}
+			if err := a.fence(ctx, fmt.Sprintf("deploy deploy request %d", num)); err != nil {
+				return "", false, err
+			}
 			err := a.api(ctx, fmt.Sprintf("deploy deploy request %d", num), func(ctx context.Context, c *planetscale.Client, org, db string) error {
 				_, err := c.DeployRequests.Deploy(ctx, &planetscale.PerformDeployRequest{Organization: org, Database: db, Number: num})
 				return err
@@ -471,6 +494,9 @@ func (a *attempt) watch(ctx context.Context, num uint64) error {
 		case dsPendingCutover:
 			if cutOver {
 				break
+			}
+			if err := a.fence(ctx, fmt.Sprintf("cut over deploy request %d", num)); err != nil {
+				return "", false, err
 			}
 			err := a.api(ctx, fmt.Sprintf("cut over deploy request %d", num), func(ctx context.Context, c *planetscale.Client, org, db string) error {
 				_, err := c.DeployRequests.ApplyDeploy(ctx, &planetscale.ApplyDeployRequestRequest{Organization: org, Database: db, Number: num})
@@ -487,6 +513,10 @@ func (a *attempt) watch(ctx context.Context, num uint64) error {
 				lastOps = s
 				a.log.Info("deploy progress", "number", num, "state", st, "operations", s)
 			}
+			// A deploy whose operations move is progressing, however long
+			// it stays in one state: StateTimeout counts from the last
+			// move.
+			return st + " " + lastOps, false, nil
 		default:
 			if !warned[st] {
 				warned[st] = true
@@ -495,18 +525,31 @@ func (a *attempt) watch(ctx context.Context, num uint64) error {
 		}
 		return st, false, nil
 	})
+	if err == nil && outcome == nil && !ended {
+		err = &engine.RetryableError{Class: ClassStateTimeout, Err: fmt.Errorf("planetscale: deploy request %d did not end", num)}
+	}
 	if err != nil {
+		var re *recorderError
+		if st := seen; !errors.As(err, &re) && engine.Class(err) != ClassNotFound {
+			if deployed || st == "" || deploying(st) {
+				// The deploy request may still land: waiting on it is not
+				// an attempt, and the apply must not fail for good while
+				// it is not over. The next attempt resumes watching it.
+				return fail(&engine.WaitingError{Err: &engine.RetryableError{Class: waitClass(err),
+					Err: fmt.Errorf("deploy request %d is %s and may still land; waiting on it: %w", num, stateOrUnknown(st), err)}})
+			}
+		}
 		return fail(err)
 	}
 	if outcome != nil {
 		return fail(outcome)
 	}
-	if !ended {
-		return fail(&engine.RetryableError{Class: ClassStateTimeout, Err: fmt.Errorf("planetscale: deploy request %d did not end", num)})
-	}
 	st := deploymentState(dr)
 	a.log.Info("deploy request complete", "number", num, "state", st)
 	if st == dsNoChanges && dr.State == "open" {
+		if err := a.fence(ctx, fmt.Sprintf("close deploy request %d", num)); err != nil {
+			return err
+		}
 		err := a.api(ctx, fmt.Sprintf("close deploy request %d", num), func(ctx context.Context, c *planetscale.Client, org, db string) error {
 			_, err := c.DeployRequests.CloseDeploy(ctx, &planetscale.CloseDeployRequestRequest{Organization: org, Database: db, Number: num})
 			return err
@@ -534,6 +577,26 @@ func (a *attempt) watch(ctx context.Context, num uint64) error {
 	}
 	return nil
 }
+
+// waitClass is the class of a wait on a deploy request cut short by err:
+// err's own class, or interrupted when it has none.
+func waitClass(err error) string {
+	if c := engine.Class(err); c != "" && c != engine.ClassUnknown {
+		return c
+	}
+	return engine.ClassInterrupted
+}
+
+func stateOrUnknown(st string) string {
+	if st == "" {
+		return "in an unknown state"
+	}
+	return st
+}
+
+// Resumes reports whether job's recorded state names a deploy request:
+// an attempt then continues it (and starts nothing new).
+func (e *Engine) Resumes(job engine.Job) bool { return job.EngineState[StateDeployRequest] != "" }
 
 // deployFailure classifies a deploy request whose deploy check failed.
 func (a *attempt) deployFailure(dr *planetscale.DeployRequest, st string) error {
@@ -628,6 +691,10 @@ func (a *attempt) abandon(ctx context.Context) {
 				a.log.Warn("the deploy request is being deployed; leaving it and its branch", "number", num, "state", deploymentState(dr))
 				return
 			case dr.State == "open":
+				if err := a.fence(ctx, fmt.Sprintf("close deploy request %d", num)); err != nil {
+					a.log.Warn("lease lost: leaving the deploy request and its branch", "number", num, "err", err)
+					return
+				}
 				err := a.api(ctx, fmt.Sprintf("close deploy request %d", num), func(ctx context.Context, c *planetscale.Client, org, db string) error {
 					_, err := c.DeployRequests.CloseDeploy(ctx, &planetscale.CloseDeployRequestRequest{Organization: org, Database: db, Number: num})
 					return err

@@ -89,7 +89,10 @@ type Engine struct {
 	livePass string // id of the live pool's password
 }
 
-var _ engine.Engine = (*Engine)(nil)
+var (
+	_ engine.Engine  = (*Engine)(nil)
+	_ engine.Resumer = (*Engine)(nil)
+)
 
 // New returns an engine for cfg. No request is made until one is needed.
 func New(cfg config.PlanetScale, opts Options) (*Engine, error) {

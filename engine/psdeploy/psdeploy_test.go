@@ -915,22 +915,27 @@ func TestLeftBranchOfSameApplyNumberIsNotTaken(t *testing.T) {
 // TestPermanentErrorMidDeployLeavesTheDeploy: a permanent answer while the
 // deploy request is being deployed fails the apply, but its deploy request
 // and branch are left alone: the deploy may still complete.
+// A permanent API error while the deploy request is being deployed does
+// not fail the apply for good (the deploy may still land): the attempt
+// ends waiting on it, which is not counted, and leaves it and its branch
+// alone (issue 11.5).
 func TestPermanentErrorMidDeployLeavesTheDeploy(t *testing.T) {
 	e := setup(t, psdeploy.Options{})
 	// Gets answer pending twice, ready (deployed) once, submitting twice,
-	// then queued: the sixth answers 403, the seventh (abandon's) queued.
+	// then queued: the sixth answers 403.
 	e.srv.FailAfter(fakeps.RouteGetDeployRequest, 5, http.StatusForbidden)
 	ts := tasks()
 	rec := newRecorder(ts)
 	err := e.eng.Apply(context.Background(), rec.job(ts, 1), rec)
-	if engine.IsRetryable(err) || engine.Class(err) != psdeploy.ClassPermission {
-		t.Fatalf("got %v (class %q), want permanent %s", err, engine.Class(err), psdeploy.ClassPermission)
+	var w *engine.WaitingError
+	if !errors.As(err, &w) || !engine.IsRetryable(err) || engine.Class(err) != psdeploy.ClassPermission {
+		t.Fatalf("got %v (class %q), want a wait on the deploy (%s)", err, engine.Class(err), psdeploy.ClassPermission)
 	}
 	if n := e.srv.Deploys(); n != 1 {
 		t.Fatalf("deploys = %d, want 1 (the fault must come after the deploy)", n)
 	}
-	if st, ds, _ := e.srv.DeployRequest(1); st != "open" || ds != "queued" {
-		t.Errorf("deploy request 1 is %s/%s, want it left open/queued", st, ds)
+	if st, ds, _ := e.srv.DeployRequest(1); st != "open" || ds != "submitting" {
+		t.Errorf("deploy request 1 is %s/%s, want it left open/submitting", st, ds)
 	}
 	if _, ok := e.srv.BranchDatabase(rec.state[psdeploy.StateBranch]); !ok {
 		t.Error("the branch of a deploy in progress was deleted")

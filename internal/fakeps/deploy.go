@@ -69,6 +69,7 @@ type deployRequest struct {
 	staleState  string
 	next        string // where the detour ends
 	changes     []*change
+	copied      int // in_progress steps taken (Options.CopySteps)
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 	ClosedAt    *time.Time
@@ -224,6 +225,15 @@ func (s *Server) step(ctx context.Context, d *deployRequest) {
 	case stateInProgress:
 		if d.fault == DeployCancelled {
 			d.Deployment = stateInProgressCancel
+			return
+		}
+		if n := s.opts.CopySteps; d.copied < n {
+			// A long copy: in_progress for n steps, the operations'
+			// progress moving at each.
+			d.copied++
+			for _, c := range d.changes {
+				c.Progress = uint64(50 + 50*d.copied/(n+1))
+			}
 			return
 		}
 		for _, c := range d.changes {

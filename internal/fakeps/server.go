@@ -79,6 +79,10 @@ type Options struct {
 	// in, and those Deploy, ApplyDeploy and CancelDeploy put it in,
 	// included). Default 1.
 	StepPolls int
+	// CopySteps keeps a deploy in in_progress for that many more steps
+	// (StepPolls GETs each), its operations' progress moving at each, as a
+	// deploy copying a big table does for hours. Default 0.
+	CopySteps int
 	// NestedStateOnly leaves a deploy request's top-level deployment_state
 	// empty and reports the state only in deployment.state, as the
 	// answers in planetscale-go's own tests do.
