@@ -29,7 +29,9 @@ func StateWord(s store.State) string {
 // RetryLine renders "attempt 2/5, next retry ~14:05 UTC" for a retrying
 // apply.
 func RetryLine(a *store.Apply) string {
-	return fmt.Sprintf("attempt %d/%d, next retry ~%s UTC", a.Attempt, a.MaxAttempts, a.NextAttemptAt.UTC().Format("15:04"))
+	// An apply whose first attempt ended waiting (not counted) is still on
+	// its first.
+	return fmt.Sprintf("attempt %d/%d, next retry ~%s UTC", max(a.Attempt, 1), a.MaxAttempts, a.NextAttemptAt.UTC().Format("15:04"))
 }
 
 // ApplyComment renders the comment of one apply, edited in place as the
