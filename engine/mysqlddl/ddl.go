@@ -111,15 +111,22 @@ func (e *Engine) execDDL(ctx context.Context, s *session, applyID int64, seq int
 	cause := context.Cause(ctx)
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 	defer cancel()
-	kerr := e.killQuery(stopCtx, s, applyID, seq)
-	var err error
-	select {
-	case err = <-done:
-	case <-stopCtx.Done():
-		s.busy = busy
-		return &engine.RetryableError{Class: engine.ClassInterrupted, Err: fmt.Errorf(
-			"DDL of task %d did not stop within %s of KILL QUERY %d (%v); it may still be running on %s: %w",
-			seq, stopTimeout, s.id, kerr, s.server, cause)}
+	// The kill is sent again until the statement returns: one sent before
+	// the server showed the statement (it had only just been sent) finds
+	// nothing to kill.
+	var err, kerr error
+	for stopped := false; !stopped; {
+		kerr = e.killQuery(stopCtx, s, applyID, seq)
+		select {
+		case err = <-done:
+			stopped = true
+		case <-time.After(time.Second):
+		case <-stopCtx.Done():
+			s.busy = busy
+			return &engine.RetryableError{Class: engine.ClassInterrupted, Err: fmt.Errorf(
+				"DDL of task %d did not stop within %s of KILL QUERY %d (%v); it may still be running on %s: %w",
+				seq, stopTimeout, s.id, kerr, s.server, cause)}
+		}
 	}
 	if werr := e.waitGone(stopCtx, s, applyID, seq); werr != nil && kerr == nil {
 		kerr = werr
