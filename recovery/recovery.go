@@ -144,6 +144,11 @@ type Pass struct {
 	// gone): the pass logs why and the ledger marks it reported. Default:
 	// 10 failures over at least 24h.
 	ReportGiveUp store.ReportGiveUp
+	// UnderWay, when set, reports whether an apply's recorded engine state
+	// names work under way outside tern (a PlanetScale deploy request): such
+	// an apply is rescued however often its worker died, never failed for
+	// good (rescue_exhausted) while that work may still land.
+	UnderWay func(a *store.Apply) bool
 	// Logger receives the pass's log. Default slog.Default().
 	Logger *slog.Logger
 	// Metrics, when not nil, records pass durations, claim latencies and

@@ -1,6 +1,7 @@
 package recovery_test
 
 import (
+	"context"
 	"sort"
 	"testing"
 	"time"
@@ -54,5 +55,41 @@ func TestRescueBackoffAndSpread(t *testing.T) {
 		if d := due[i].Sub(due[i-2]); d < spread {
 			t.Errorf("rescues %d and %d due %v apart, want at least %v", i-2, i, d, spread)
 		}
+	}
+}
+
+// TestUnderWayNeverRescueExhausted: an apply whose recorded engine state
+// names work under way outside tern (a deploy request) is rescued however
+// often its worker dies: failing it for good (rescue_exhausted) could
+// leave the work to land behind a failed apply.
+func TestUnderWayNeverRescueExhausted(t *testing.T) {
+	e := newEnv(t)
+	a := e.seed(t, 1, 1, 10)[0]
+	ctx := context.Background()
+	claimed, err := e.st.Claim(ctx, store.ClaimOptions{Owner: "w", ApplyID: a.ID, Lease: time.Minute})
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claim: %v", err)
+	}
+	if err := e.st.SetEngineState(ctx, claimed[0], "ps_deploy_request", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.FinishApply(ctx, claimed[0], store.FailedRetryable, "interrupted", "stopped", 0); err != nil {
+		t.Fatal(err)
+	}
+	const maxRescues = 1
+	crash := func(p *recovery.Pass) {
+		p.Runner = crashRunner{}
+		p.Lease = 50 * time.Millisecond
+		p.MaxRescues = maxRescues
+		p.UnderWay = func(a *store.Apply) bool { return a.EngineState["ps_deploy_request"] != "" }
+	}
+	e.run(t, e.pass(crash))
+	for range maxRescues + 2 {
+		e.waitLapsed(t, a.ID)
+		e.run(t, e.pass(crash))
+	}
+	got := e.apply(t, a.ID)
+	if got.State.Terminal() || got.Rescues <= maxRescues {
+		t.Fatalf("apply %s (%s) after %d rescues, want still retrying past max_rescues %d", got.State, got.ErrorClass, got.Rescues, maxRescues)
 	}
 }

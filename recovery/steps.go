@@ -34,7 +34,11 @@ func (p *Pass) rescue(ctx context.Context, t *tracker, log *slog.Logger) error {
 			seen[a.ID] = true
 			progress = true
 			wait := p.RescueBackoff(a.Attempt) + time.Duration(rescued/p.Parallel)*p.RescueSpread
-			got, err := p.Store.RescueAfter(ctx, a, p.MaxRescues, wait)
+			maxRescues := p.MaxRescues
+			if p.UnderWay != nil && p.UnderWay(a) {
+				maxRescues = store.NoRescueLimit
+			}
+			got, err := p.Store.RescueAfter(ctx, a, maxRescues, wait)
 			if errors.Is(err, store.ErrConflict) {
 				log.Debug("rescue lost to another pass", "apply", a.ID)
 				continue

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -527,6 +528,11 @@ func (s *Store) Rescue(ctx context.Context, a *Apply, maxRescues int) (*Apply, e
 	return s.RescueAfter(ctx, a, maxRescues, 0)
 }
 
+// NoRescueLimit passed as maxRescues to Rescue or RescueAfter rescues an
+// apply however often its worker died (its work under way outside tern
+// may still land).
+const NoRescueLimit = math.MaxInt32
+
 // RescueAfter is Rescue with the rescued apply due after retryIn instead
 // of now: a backoff, so that after an outage the lapsed applies do not all
 // hit their targets at once.
@@ -551,6 +557,9 @@ func (s *Store) RescueAfter(ctx context.Context, a *Apply, maxRescues int, retry
 		}
 		to, class := FailedRetryable, ClassRescued
 		msg := fmt.Sprintf("the lease of %s lapsed: its worker is presumed dead (rescue %d of %d)", owner, rescues+1, maxRescues)
+		if maxRescues == NoRescueLimit {
+			msg = fmt.Sprintf("the lease of %s lapsed: its worker is presumed dead (rescue %d; work under way on the target, no limit)", owner, rescues+1)
+		}
 		if rescues+1 > maxRescues {
 			to, class = Failed, ClassRescueExhausted
 			msg = fmt.Sprintf("the lease of %s lapsed and the apply was already rescued %d times: giving up", owner, rescues)

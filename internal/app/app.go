@@ -143,6 +143,7 @@ func (a *App) RecoveryPass() *recovery.Pass {
 		MaxRescues:    a.Config.Recovery.MaxRescues,
 		Lease:         a.Config.Recovery.Lease.D(),
 		RescueBackoff: a.Runner.Policy.Backoff,
+		UnderWay:      func(ap *store.Apply) bool { return ap.EngineState[psdeploy.StateDeployRequest] != "" },
 		Logger:        a.log,
 		Metrics:       a.Metrics,
 	}
