@@ -64,8 +64,10 @@ func TestApplyStopKillsCopyingAlter(t *testing.T) {
 	}
 
 	stop := errors.New("worker stopping")
+	stopped := time.Now()
 	cancel(stop)
 	err = <-done
+	t.Logf("Apply returned %s after the stop", time.Since(stopped))
 	if left := testdb.Running(t, db, name, ddl); left != "" {
 		t.Fatalf("Apply returned while its DDL still runs on the server:\n%s", left)
 	}
