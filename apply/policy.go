@@ -19,7 +19,8 @@ type Policy struct {
 	// BackoffMax caps the delay (before jitter). Default 30m.
 	BackoffMax time.Duration
 	// Lease is how long a worker owns a running apply; the runner extends
-	// it every Lease/3 while it works. Default 5m.
+	// it every Lease/3 while it works, and stops the attempt once the last
+	// expiry the ledger confirmed, less Lease/4, has passed. Default 5m.
 	Lease time.Duration
 	// InFlightWait is how long an apply waits, without spending an
 	// attempt, when work of an earlier attempt still runs on its target.
