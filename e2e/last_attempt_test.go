@@ -25,6 +25,7 @@ func TestServeKilledOnLastAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.gh.SetPermission(repoName, "alice", "write")
+	w.gh.SetBase(repoName, map[string]string{"tern.yaml": ternYAML})
 	w.gh.OpenPR(repoName, 9, headSHA, map[string]string{"tern.yaml": ternYAML, "db/shop/users.sql": usersV2})
 	w.env["SHOP_STAGING_DSN"] = liveDSN(t, liveName)
 	cfg := w.config(

@@ -36,6 +36,7 @@ func TestServeStoppedMidCopyKillsTheALTER(t *testing.T) {
 	// Shrinking the column makes the server copy the table.
 	const shrunk = "CREATE TABLE users (\n  id BIGINT NOT NULL AUTO_INCREMENT,\n  name VARCHAR(50) NOT NULL,\n  PRIMARY KEY (id)\n);\n"
 	w.gh.SetPermission(repoName, "alice", "write")
+	w.gh.SetBase(repoName, map[string]string{"tern.yaml": ternYAML})
 	w.gh.OpenPR(repoName, 8, headSHA, map[string]string{"tern.yaml": ternYAML, "db/shop/users.sql": shrunk})
 	w.env["SHOP_STAGING_DSN"] = liveDSN(t, liveName)
 	cfg := w.config(
