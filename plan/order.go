@@ -261,3 +261,139 @@ func orderScope(from, to *schemadiff.Schema, changed []string) (scope map[string
 	}
 	return scope, len(tables)
 }
+
+// orderByComponents orders sd's diffs one group at a time: the changed
+// tables tied by foreign keys between changed tables go in one group, and
+// each group is ordered within its own scope (narrowToChanges), so the
+// cost grows with the groups' sizes instead of with the square of all the
+// changes (schemadiff re-validates its whole schema after each step it
+// tries). The groups' orders are merged by schemadiff's own listing order
+// (foreign-key level, then name), keeping each group's order. It returns
+// false when a group cannot be narrowed exactly; the caller then orders
+// the whole.
+func orderByComponents(ctx context.Context, env *schemadiff.Environment, sd *schemadiff.SchemaDiff, from, to *schemadiff.Schema, liveDefs map[string]string) ([]schemadiff.EntityDiff, int, bool, error) {
+	diffs := sd.UnorderedDiffs()
+	if len(diffs) < 2 {
+		return nil, 0, false, nil
+	}
+	pos := map[string]int{}
+	for i, d := range diffs {
+		if _, dup := pos[d.EntityName()]; dup {
+			return nil, 0, false, nil
+		}
+		pos[d.EntityName()] = i
+	}
+	parent := map[string]string{}
+	var find func(string) string
+	find = func(n string) string {
+		if p, ok := parent[n]; ok && p != n {
+			r := find(p)
+			parent[n] = r
+			return r
+		}
+		return n
+	}
+	for _, s := range []*schemadiff.Schema{from, to} {
+		for _, t := range s.Tables() {
+			if _, ok := pos[t.Name()]; !ok {
+				continue
+			}
+			for _, p := range referencedTables(t) {
+				if _, ok := pos[p]; ok {
+					a, b := find(t.Name()), find(p)
+					if a != b {
+						parent[a] = b
+					}
+				}
+			}
+		}
+	}
+	groups := map[string][]schemadiff.EntityDiff{}
+	var roots []string
+	for _, d := range diffs {
+		r := find(d.EntityName())
+		if _, ok := groups[r]; !ok {
+			roots = append(roots, r)
+		}
+		groups[r] = append(groups[r], d)
+	}
+	if len(roots) < 2 {
+		return nil, 0, false, nil
+	}
+	var lists [][]schemadiff.EntityDiff
+	scope := 0
+	for _, r := range roots {
+		sub, fromQueries, subTo, n, ok := narrowTo(env, groups[r], from, to, liveDefs)
+		if !ok {
+			return nil, 0, false, nil
+		}
+		ordered, err := orderDiffs(ctx, env, sub, fromQueries, subTo)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		lists = append(lists, ordered)
+		scope += n
+	}
+	// Merge: the next diff is the one listed first by schemadiff among
+	// the groups' next diffs.
+	out := make([]schemadiff.EntityDiff, 0, len(diffs))
+	next := make([]int, len(lists))
+	for len(out) < len(diffs) {
+		best := -1
+		for g, l := range lists {
+			if next[g] >= len(l) {
+				continue
+			}
+			if best < 0 || pos[l[next[g]].EntityName()] < pos[lists[best][next[best]].EntityName()] {
+				best = g
+			}
+		}
+		if best < 0 {
+			return nil, 0, false, nil
+		}
+		out = append(out, lists[best][next[best]])
+		next[best]++
+	}
+	return out, scope, true, nil
+}
+
+// narrowTo is narrowToChanges for the diffs of one group: the schemas of
+// their scope, and whether diffing those reproduces exactly these diffs.
+func narrowTo(env *schemadiff.Environment, diffs []schemadiff.EntityDiff, from, to *schemadiff.Schema, liveDefs map[string]string) (*schemadiff.SchemaDiff, []string, *schemadiff.Schema, int, bool) {
+	changed := make([]string, len(diffs))
+	for i, d := range diffs {
+		changed[i] = d.EntityName()
+	}
+	scope, _ := orderScope(from, to, changed)
+	names := make([]string, 0, len(scope))
+	for n := range scope {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var (
+		fromTables, toTables []schemadiff.Entity
+		fromQueries          []string
+	)
+	for _, n := range names {
+		if t := from.Table(n); t != nil {
+			fromTables = append(fromTables, t)
+			fromQueries = append(fromQueries, liveDefs[n])
+		}
+		if t := to.Table(n); t != nil {
+			toTables = append(toTables, t)
+		}
+	}
+	subFrom, err := schemadiff.NewSchemaFromEntities(env, fromTables)
+	if err != nil {
+		return nil, nil, nil, 0, false
+	}
+	subTo, err := schemadiff.NewSchemaFromEntities(env, toTables)
+	if err != nil {
+		return nil, nil, nil, 0, false
+	}
+	sub, err := schemadiff.DiffSchemas(env, subFrom, subTo, diffHints())
+	if err != nil || !sameDiffs(sub.UnorderedDiffs(), diffs) {
+		return nil, nil, nil, 0, false
+	}
+	return sub, fromQueries, subTo, len(scope), true
+}

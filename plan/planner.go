@@ -204,7 +204,12 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 		sd, fromQueries, to, scope = narrowToChanges(env, sd, from, to, liveForms)
 	}
 	var out []change
-	ordered, err := orderDiffs(ctx, env, sd, fromQueries, to)
+	ordered, groupScope, grouped, err := orderByComponents(ctx, env, sd, from, to, liveForms)
+	if grouped {
+		scope = groupScope
+	} else if err == nil {
+		ordered, err = orderDiffs(ctx, env, sd, fromQueries, to)
+	}
 	var impossible *schemadiff.ImpossibleApplyDiffOrderError
 	if errors.As(err, &impossible) {
 		out, err = orderLiftingKeys(ctx, env, fromQueries, to, err)

@@ -1,0 +1,99 @@
+package plan
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ternhq/tern/internal/testdb"
+)
+
+// BenchmarkScale plans a workload made by testdata/bench/gen.go, named by
+// TERN_BENCH_DIR (skipped without it), and reports the median plan time
+// and the median of the planner's own ordering phase:
+//
+//	(cd testdata/bench && go run gen.go -out /tmp/s5000 -tables 5000 -changes 500 -new 20)
+//	TERN_BENCH_DIR=/tmp/s5000 go test -run '^$' -bench Scale -benchtime 3x ./plan/
+func BenchmarkScale(b *testing.B) {
+	dir := os.Getenv("TERN_BENCH_DIR")
+	if dir == "" {
+		b.Skip("TERN_BENCH_DIR names a gen.go output folder")
+	}
+	ctx := context.Background()
+	srv := testdb.Server(b)
+	live, name := testdb.Open(b, "plan_scale")
+	loadFile(b, srv, name, filepath.Join(dir, "live.sql"), defaultConnections)
+	src, err := os.ReadFile(filepath.Join(dir, "desired.sql"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := Parse([]File{{Path: "desired.sql", Data: src}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := &phaseRecorder{}
+	p := &Planner{Logger: slog.New(rec)}
+	var plans []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if _, err := p.Plan(ctx, d, live, srv); err != nil {
+			b.Fatal(err)
+		}
+		plans = append(plans, time.Since(t0))
+	}
+	b.StopTimer()
+	med := func(ds []time.Duration) time.Duration {
+		s := slices.Clone(ds)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return s[len(s)/2]
+	}
+	b.ReportMetric(med(plans).Seconds(), "plan-s")
+	b.ReportMetric(med(rec.get("order")).Seconds(), "order-s")
+	b.ReportMetric(med(rec.get("diff")).Seconds(), "diff-s")
+	b.Logf("%s: plan %v, order %v, diff %v, read+load %v", filepath.Base(dir), med(plans), med(rec.get("order")), med(rec.get("diff")), med(rec.get("read_and_load")))
+}
+
+// phaseRecorder is a slog handler keeping the durations of the planner's
+// "planned" log lines.
+type phaseRecorder struct {
+	mu sync.Mutex
+	d  map[string][]time.Duration
+}
+
+func (r *phaseRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *phaseRecorder) WithAttrs([]slog.Attr) slog.Handler      { return r }
+func (r *phaseRecorder) WithGroup(string) slog.Handler           { return r }
+func (r *phaseRecorder) Handle(_ context.Context, rec slog.Record) error {
+	if !strings.HasPrefix(rec.Message, "planned") {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.d == nil {
+		r.d = map[string][]time.Duration{}
+	}
+	rec.Attrs(func(a slog.Attr) bool {
+		if a.Value.Kind() == slog.KindDuration {
+			r.d[a.Key] = append(r.d[a.Key], a.Value.Duration())
+		}
+		return true
+	})
+	return nil
+}
+
+func (r *phaseRecorder) get(k string) []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.d[k]) == 0 {
+		return []time.Duration{0}
+	}
+	return r.d[k]
+}
