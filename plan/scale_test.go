@@ -69,8 +69,8 @@ type phaseRecorder struct {
 }
 
 func (r *phaseRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *phaseRecorder) WithAttrs([]slog.Attr) slog.Handler      { return r }
-func (r *phaseRecorder) WithGroup(string) slog.Handler           { return r }
+func (r *phaseRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *phaseRecorder) WithGroup(string) slog.Handler            { return r }
 func (r *phaseRecorder) Handle(_ context.Context, rec slog.Record) error {
 	if !strings.HasPrefix(rec.Message, "planned") {
 		return nil
