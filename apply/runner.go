@@ -59,6 +59,9 @@ type Listener interface {
 type Target struct {
 	Engine engine.Engine
 	Shadow *sql.DB
+	// AllowedEngines are the storage engines its plans may use (the
+	// target's allowed_engines; none: plan.DefaultEngines).
+	AllowedEngines []string
 }
 
 // Targets finds the target of a (repository, database, environment).
@@ -382,7 +385,7 @@ func (r *Runner) reconcile(ctx context.Context, a *store.Apply, t *Target, all, 
 	if err != nil {
 		return nil, fmt.Errorf("re-plan: %w", err)
 	}
-	now, err := r.Planner.Diff(ctx, desired, live, t.Shadow)
+	now, err := r.Planner.WithEngines(t.AllowedEngines).Diff(ctx, desired, live, t.Shadow)
 	if err != nil {
 		return nil, fmt.Errorf("re-plan against the live schema: %w", err)
 	}

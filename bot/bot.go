@@ -160,7 +160,7 @@ func New(opts Options) (*Bot, error) {
 		return nil, errors.New("bot: Config, Store, Runner and Targets are required")
 	}
 	if opts.Planner == nil {
-		opts.Planner = &plan.Planner{Logger: opts.Logger}
+		opts.Planner = &plan.Planner{Logger: opts.Logger, Limits: plan.LimitsFromConfig(opts.Config.Limits)}
 	}
 	cfg := opts.Config
 	if err := cfg.RequireGitHub(); err != nil {

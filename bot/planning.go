@@ -32,7 +32,7 @@ func (p targetPlanner) Plan(ctx context.Context, repo, database, env string, d *
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s/%s: %w", database, env, err)
 	}
-	return p.planner.Plan(ctx, d, live, t.Shadow)
+	return p.planner.WithEngines(t.AllowedEngines).Plan(ctx, d, live, t.Shadow)
 }
 
 // planRun is the outcome of planning a PR head.
@@ -116,7 +116,7 @@ func (b *Bot) planPR(ctx context.Context, gh *github.Client, pr *prInfo, pol *re
 	for _, p := range pairs {
 		db, env := p[0], p[1]
 		if _, done := desired[db]; !done && desiredErr[db] == nil {
-			d, err := loadDesired(ctx, pol.head, rc, db)
+			d, err := loadDesired(ctx, pol.head, rc, db, b.planner.planner.Limits)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil, err
@@ -186,8 +186,9 @@ func (b *Bot) planTarget(ctx context.Context, pr *prInfo, db, env string, desire
 	return res, sp, nil
 }
 
-// loadDesired reads and parses one database's schema files at the PR head.
-func loadDesired(ctx context.Context, head *commitReader, rc *config.Repo, db string) (*plan.Desired, error) {
+// loadDesired reads and parses one database's schema files at the PR
+// head, under the server's plan limits.
+func loadDesired(ctx context.Context, head *commitReader, rc *config.Repo, db string, limits plan.Limits) (*plan.Desired, error) {
 	rdb, _ := rc.Database(db)
 	files, err := head.schemaFiles(ctx, rdb.SchemaDirClean())
 	if err != nil {
@@ -196,7 +197,7 @@ func loadDesired(ctx context.Context, head *commitReader, rc *config.Repo, db st
 	if len(files) == 0 {
 		return nil, fmt.Errorf("no *.sql files in %s: refusing to plan (it would drop every table)", rdb.SchemaDirClean())
 	}
-	d, err := plan.Parse(files)
+	d, err := limits.Parse(files)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,8 @@ type Config struct {
 	Targets []Target `yaml:"targets"`
 	// Recovery tunes retries and the recovery pass.
 	Recovery Recovery `yaml:"recovery"`
+	// Limits bound what one plan may read and how long it may take.
+	Limits Limits `yaml:"limits"`
 
 	// targetIndex is, when LoadTarget dropped targets, the index in the
 	// file of each of Targets, for error messages.
@@ -47,6 +49,24 @@ func (c *Config) index(i int) int {
 		return c.targetIndex[i]
 	}
 	return i
+}
+
+// Limits bound planning. Schema files come from whoever can push to a
+// pull request, so a plan over a limit fails, saying which and by how
+// much, before anything is sent to a server. 0 (or absent) takes the
+// default.
+type Limits struct {
+	// MaxFileBytes caps one schema file, in bytes. Default 1048576 (1 MiB).
+	MaxFileBytes int64 `yaml:"max_file_bytes"`
+	// MaxTotalBytes caps all schema files of one database, in bytes.
+	// Default 16777216 (16 MiB).
+	MaxTotalBytes int64 `yaml:"max_total_bytes"`
+	// MaxTables caps the CREATE TABLE statements of one database. Default
+	// 5000.
+	MaxTables int `yaml:"max_tables"`
+	// PlanTimeout is the deadline of one plan against one target. Default
+	// 2m.
+	PlanTimeout Duration `yaml:"plan_timeout"`
 }
 
 // Store configures the MySQL ledger.
@@ -79,7 +99,16 @@ type Target struct {
 	Environment string       `yaml:"environment"`
 	MySQL       *MySQL       `yaml:"mysql"`
 	PlanetScale *PlanetScale `yaml:"planetscale"`
+	// AllowedEngines are the storage engines a planned table may use,
+	// checked on the shadow server's own SHOW CREATE TABLE whatever the
+	// files said. Default [InnoDB]. Only engines that keep their data in
+	// the database's files can be named: InnoDB, MyISAM, Aria, MEMORY.
+	AllowedEngines []string `yaml:"allowed_engines"`
 }
+
+// plannableEngines are the engines allowed_engines may name: the ones
+// the planner's own checks accept in schema files (plan.allowedEngines).
+var plannableEngines = []string{"innodb", "myisam", "aria", "memory"}
 
 // MySQL is a target applied with direct DDL.
 type MySQL struct {
@@ -417,6 +446,11 @@ func (c *Config) Validate() error {
 			bad(p, "duplicates targets[%d] (%s %s %s)", j, t.Repository, t.Database, t.Environment)
 		}
 		seen[key] = c.index(i)
+		for j, e := range t.AllowedEngines {
+			if !slices.Contains(plannableEngines, strings.ToLower(e)) {
+				bad(fmt.Sprintf("%s.allowed_engines[%d]", p, j), "%q is not an engine tern plans (InnoDB, MyISAM, Aria or MEMORY)", e)
+			}
+		}
 		switch {
 		case t.MySQL != nil && t.PlanetScale != nil:
 			bad(p, "set mysql or planetscale, not both")
@@ -475,6 +509,15 @@ func (c *Config) Validate() error {
 	}
 	if r.MaxRescues < 1 {
 		bad("recovery.max_rescues", "must be at least 1")
+	}
+	l := c.Limits
+	for _, f := range []struct {
+		k string
+		v int64
+	}{{"max_file_bytes", l.MaxFileBytes}, {"max_total_bytes", l.MaxTotalBytes}, {"max_tables", int64(l.MaxTables)}, {"plan_timeout", int64(l.PlanTimeout)}} {
+		if f.v < 0 {
+			bad("limits."+f.k, "must not be negative (0 or absent: the default)")
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -45,10 +45,11 @@ func newParser() *sqlparser.Parser {
 }
 
 // LoadDir reads every *.sql file under root/dir, recursively, in sorted
-// order, and parses them with Parse. File paths in errors are relative to
-// root. An empty or missing directory is an error: planning against it
-// would drop every table.
-func LoadDir(root, dir string) (*Desired, error) {
+// order, and parses them with l.Parse; a file over l's size limit is
+// refused before it is read. File paths in errors are relative to root.
+// An empty or missing directory is an error: planning against it would
+// drop every table.
+func (l Limits) LoadDir(root, dir string) (*Desired, error) {
 	dir = path.Clean(filepath.ToSlash(dir))
 	base := filepath.Join(root, filepath.FromSlash(dir))
 	if _, err := os.Stat(base); errors.Is(err, fs.ErrNotExist) {
@@ -65,32 +66,41 @@ func LoadDir(root, dir string) (*Desired, error) {
 		if d.IsDir() || !strings.HasSuffix(d.Name(), ".sql") {
 			return nil
 		}
-		b, err := os.ReadFile(p)
+		rel, err := filepath.Rel(root, p)
 		if err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(root, p)
+		if info, err := d.Info(); err == nil {
+			if err := l.withDefaults().checkFile(filepath.ToSlash(rel), info.Size()); err != nil {
+				return err
+			}
+		}
+		b, err := os.ReadFile(p)
 		if err != nil {
 			return err
 		}
 		files = append(files, File{Path: filepath.ToSlash(rel), Data: b})
 		return nil
 	})
+	var le *LimitError
+	if errors.As(err, &le) {
+		return nil, le
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read schema files in %s: %w", dir, err)
 	}
 	if len(files) == 0 {
 		return nil, fmt.Errorf("no *.sql files in %s: refusing to plan (it would drop every table)", dir)
 	}
-	return Parse(files)
+	return l.Parse(files)
 }
 
-// Parse parses and vets the desired schema files. They may hold only
+// parse parses and vets the desired schema files. They may hold only
 // CREATE TABLE statements and comments; anything else, SQL that does not
 // parse, a table defined twice, and constructs that reach outside the
 // database (CONTRACT §3) are refused with "path:line: reason". Nothing here
 // touches a server.
-func Parse(files []File) (*Desired, error) {
+func parse(files []File) (*Desired, error) {
 	files = slices.Clone(files)
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	p := newParser()
@@ -196,6 +206,9 @@ func normalized(env *schemadiff.Environment, ct *sqlparser.CreateTable) string {
 // vetStatement parses one statement and checks that it is a plain CREATE
 // TABLE. It returns the line the problem is on.
 func vetStatement(p *sqlparser.Parser, st rawStatement) (*sqlparser.CreateTable, int, error) {
+	if line, err := vetHostileText(st); err != nil {
+		return nil, line, err
+	}
 	if kind := statementKind(st.Expanded); kind != "CREATE TABLE" {
 		return nil, st.Line, fmt.Errorf("only CREATE TABLE statements are allowed, found %s", kind)
 	}
@@ -229,6 +242,9 @@ func vetStatement(p *sqlparser.Parser, st rawStatement) (*sqlparser.CreateTable,
 	}
 	if err := vetCreateTable(ct); err != nil {
 		return nil, st.Line, err
+	}
+	if line, err := vetExpressions(ct, st); err != nil {
+		return nil, line, err
 	}
 	return ct, st.Line, nil
 }

@@ -47,6 +47,12 @@ type Planner struct {
 	// they are, and the changes are ordered among the tables they can
 	// depend on, which yields the same plan faster.
 	FullShadow bool
+	// Limits bound the plan's input and time (the server config's
+	// limits:). Default: DefaultLimits.
+	Limits Limits
+	// AllowedEngines are the storage engines a shadow table may come out
+	// with (the target's allowed_engines). Default: DefaultEngines.
+	AllowedEngines []string
 }
 
 func (p *Planner) logger() *slog.Logger {
@@ -117,6 +123,8 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	if d == nil || len(d.Tables) == 0 {
 		return nil, errors.New("plan: no desired tables")
 	}
+	ctx, overdue := p.Limits.planDeadline(ctx)
+	defer func() { err = overdue(err) }()
 	start := time.Now()
 	env, err := newEnv()
 	if err != nil {
@@ -162,6 +170,9 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 				err = derr
 			}
 		}()
+		if err := vetShadowDefs(shadowDefs, load, p.engines()); err != nil {
+			return nil, err
+		}
 	}
 	for _, t := range d.Tables {
 		if def, ok := shadowDefs[t.Name]; ok {

@@ -100,7 +100,7 @@ func (s *Set) build(tc *config.Target) (*apply.Target, error) {
 			return nil, err
 		}
 		s.engines = append(s.engines, e)
-		return &apply.Target{Engine: e, Shadow: shadow}, nil
+		return &apply.Target{Engine: e, Shadow: shadow, AllowedEngines: tc.AllowedEngines}, nil
 	case tc.PlanetScale != nil:
 		shadowDSN, server := tc.PlanetScale.ShadowDSN, false
 		if shadowDSN == "" {
@@ -119,7 +119,7 @@ func (s *Set) build(tc *config.Target) (*apply.Target, error) {
 			return nil, err
 		}
 		s.engines = append(s.engines, e)
-		return &apply.Target{Engine: e, Shadow: shadow}, nil
+		return &apply.Target{Engine: e, Shadow: shadow, AllowedEngines: tc.AllowedEngines}, nil
 	default:
 		return nil, errors.New("neither mysql nor planetscale is set")
 	}

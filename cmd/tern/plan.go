@@ -179,7 +179,8 @@ func planCheckout(ctx context.Context, a planArgs) (*plan.Plan, planTarget, erro
 	}
 	cfg, t := src.cfg, src.target
 	masked := planTarget{secrets: cfg.Secrets()} // returned with errors too, for masking
-	desired, err := plan.LoadDir(a.dir, src.schemaDir)
+	limits := plan.LimitsFromConfig(cfg.Limits)
+	desired, err := limits.LoadDir(a.dir, src.schemaDir)
 	if err != nil {
 		return nil, masked, err
 	}
@@ -201,7 +202,7 @@ func planCheckout(ctx context.Context, a planArgs) (*plan.Plan, planTarget, erro
 	if err := live.QueryRowContext(ctx, "SELECT DATABASE(), VERSION()").Scan(&schema, &version); err != nil {
 		return nil, masked, fmt.Errorf("connect to the live schema: %w", err)
 	}
-	p, err := (&plan.Planner{}).Plan(ctx, desired, live, tg.Shadow)
+	p, err := (&plan.Planner{Limits: limits, AllowedEngines: tg.AllowedEngines}).Plan(ctx, desired, live, tg.Shadow)
 	if err != nil {
 		return nil, masked, err
 	}

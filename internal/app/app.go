@@ -111,7 +111,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	}
 	hc.Transport = a.Metrics.Transport("planetscale", hc.Transport)
 	a.Targets.PlanetScale.HTTPClient = &hc
-	a.Planner = &plan.Planner{Logger: log}
+	a.Planner = &plan.Planner{Logger: log, Limits: plan.LimitsFromConfig(cfg.Limits)}
 	a.Runner = &apply.Runner{
 		Store: a.Store, Targets: a.Targets, Planner: a.Planner,
 		Policy: apply.PolicyFromConfig(cfg.Recovery), Logger: log, Metrics: a.Metrics,
