@@ -123,6 +123,7 @@ func Test20000TablesRefusedBeforeAnyServer(t *testing.T) {
 func TestPlanDeadline(t *testing.T) {
 	srv := testdb.Server(t)
 	live, _ := testdb.Open(t, "hostile_deadline")
+	before := listShadows(t, srv)
 	d := mustParse(t, "CREATE TABLE a (id int PRIMARY KEY);")
 	_, err := (&Planner{Limits: Limits{PlanTimeout: time.Nanosecond}}).Plan(context.Background(), d, live, srv)
 	want := "the plan took longer than its deadline of 1ns (limits.plan_timeout)"
@@ -135,7 +136,7 @@ func TestPlanDeadline(t *testing.T) {
 	if _, err := (&Planner{}).Plan(ctx, d, live, srv); err == nil || strings.Contains(err.Error(), "plan_timeout") {
 		t.Errorf("cancelled context: error %v, want one that does not blame plan_timeout", err)
 	}
-	if left := shadowsLeft(t, srv); len(left) > 0 {
+	if left := shadowsLeftSince(t, srv, before); len(left) > 0 {
 		t.Errorf("shadow schemas left: %v", left)
 	}
 }
