@@ -20,6 +20,10 @@ import (
 	"github.com/ternhq/tern/internal/testdb"
 )
 
+// plannableEngines is every engine a target's allowed_engines may name,
+// for tests whose schemas use them all.
+var plannableEngines = []string{"InnoDB", "MyISAM", "Aria", "MEMORY"}
+
 // marker returns a fresh token to find a test's SQL in the server's
 // general log.
 func marker(t *testing.T) string {

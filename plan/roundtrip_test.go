@@ -22,7 +22,7 @@ func roundTrip(t *testing.T, live []string, d *Desired) {
 	srv := testdb.Server(t)
 	db, _ := testdb.Open(t, "plan_rt")
 	execAll(t, db, live)
-	pl, err := (&Planner{}).Plan(ctx, d, db, srv)
+	pl, err := (&Planner{AllowedEngines: plannableEngines}).Plan(ctx, d, db, srv)
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
@@ -54,7 +54,7 @@ func roundTrip(t *testing.T, live []string, d *Desired) {
 		t.Logf("the plan was:\n%s", strings.Join(ddl(pl.Statements), ";\n"))
 	}
 	for _, full := range []bool{false, true} {
-		again, err := (&Planner{FullShadow: full}).Diff(ctx, d, db, srv)
+		again, err := (&Planner{FullShadow: full, AllowedEngines: plannableEngines}).Diff(ctx, d, db, srv)
 		if err != nil {
 			t.Fatalf("re-plan (full shadow %v): %v", full, err)
 		}
