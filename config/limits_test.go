@@ -42,7 +42,7 @@ func TestLimitsAndAllowedEnginesRefused(t *testing.T) {
 		{"max_tables: 10", "max_tables: -1", "limits.max_tables: must not be negative"},
 		{"max_file_bytes: 2048", "max_file_bytes: -5", "limits.max_file_bytes: must not be negative"},
 		{"plan_timeout: 30s", "plan_timeout: -1s", "limits.plan_timeout: must not be negative"},
-		{"plan_timeout: 30s", "plan_timout: 30s", "plan_timout not found"},
+		{"plan_timeout: 30s", "plan_timout: 30s", `unknown key "plan_timout" (did you mean "plan_timeout"?)`},
 		{"[InnoDB, MyISAM]", "[InnoDB, CONNECT]", `targets[0].allowed_engines[1]: "CONNECT" is not an engine tern plans`},
 	}
 	for _, tc := range tests {
