@@ -96,6 +96,18 @@ type Options struct {
 	// delivery; it doubles after each attempt, up to 5 minutes. Default
 	// 10s.
 	DeliveryBackoff time.Duration
+	// GitHubRetry bounds the waits for GitHub's rate limits and the
+	// retries of failed GitHub requests (see RetryPolicy). Zero: defaults.
+	GitHubRetry RetryPolicy
+	// CoalesceWindow is the least time between two reports of a running
+	// apply's progress to GitHub (check run and comment); the final state
+	// is always reported at once. Default 10s; negative: every step.
+	CoalesceWindow time.Duration
+
+	// coalesceClock and coalesceAfter replace the coalescer's clock and
+	// timers in tests.
+	coalesceClock func() time.Time
+	coalesceAfter func(d time.Duration, f func()) func() bool
 }
 
 // Bot is the GitHub App. Create it with New, serve Handler, and call Run.
@@ -126,6 +138,8 @@ type Bot struct {
 
 	// intake stores webhook deliveries by group commit.
 	intake *intake
+	// progress spaces out the reports of running applies (coalesce.go).
+	progress *coalescer
 
 	// blobs caches schema files and tern.yaml by blob SHA.
 	blobs *blobCache
@@ -170,7 +184,7 @@ func New(opts Options) (*Bot, error) {
 	if m == nil {
 		m = metrics.New(opts.Store.DB())
 	}
-	api, atr, err := appTransport(cfg.GitHub, opts.HTTPClient, m)
+	api, atr, err := appTransport(cfg.GitHub, opts.HTTPClient, m, opts.GitHubRetry)
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +213,10 @@ func New(opts Options) (*Bot, error) {
 		intake:         &intake{st: opts.Store},
 		blobs:          newBlobCache(blobCacheBytes),
 	}
+	b.progress = newCoalescer(opts.CoalesceWindow, b.reportQuiet)
+	if opts.coalesceClock != nil {
+		b.progress.now, b.progress.after = opts.coalesceClock, opts.coalesceAfter
+	}
 	if b.workers <= 0 {
 		b.workers = 2
 	}
@@ -216,9 +234,10 @@ func New(opts Options) (*Bot, error) {
 }
 
 // appTransport authenticates as the GitHub App gh names, over hc's
-// transport (default http.DefaultClient's), counting every call in m. It
+// transport (default http.DefaultClient's), counting every call in m and
+// waiting out rate limits and retrying under retry (transport.go). It
 // returns the API's base URL, with a trailing slash, and the transport.
-func appTransport(gh config.GitHub, hc *http.Client, m *metrics.Metrics) (*url.URL, *ghinstallation.AppsTransport, error) {
+func appTransport(gh config.GitHub, hc *http.Client, m *metrics.Metrics, retry RetryPolicy) (*url.URL, *ghinstallation.AppsTransport, error) {
 	key, err := gh.PrivateKeyPEM()
 	if err != nil {
 		return nil, nil, err
@@ -234,7 +253,7 @@ func appTransport(gh config.GitHub, hc *http.Client, m *metrics.Metrics) (*url.U
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	atr, err := ghinstallation.NewAppsTransport(m.Transport("github", base), gh.AppID, key)
+	atr, err := ghinstallation.NewAppsTransport(newRetryTransport(m.Transport("github", base), retry), gh.AppID, key)
 	if err != nil {
 		// The library's message does not include the key.
 		return nil, nil, fmt.Errorf("github.private_key: %w", err)
@@ -255,7 +274,9 @@ func (b *Bot) client(installationID int64) (*github.Client, error) {
 	}
 	itr := ghinstallation.NewFromAppsTransport(b.appAuth, installationID)
 	itr.BaseURL = b.appAuth.BaseURL
-	c := github.NewClient(&http.Client{Transport: itr, Timeout: 30 * time.Second})
+	// No client timeout: each try has its own (retryTransport), and
+	// waiting out a rate limit may take longer than one try may.
+	c := github.NewClient(&http.Client{Transport: itr})
 	c.BaseURL = b.apiURL
 	c.UploadURL = b.apiURL
 	b.clients[installationID] = c
@@ -341,7 +362,9 @@ func (b *Bot) runApply(ctx context.Context, a *store.Apply) {
 	log := b.log.With("apply", a.ID, "repo", a.Repository, "pr", a.PR, "database", a.Database, "env", a.Environment)
 	log.Info("apply claimed", "attempt", a.Attempt)
 	b.reportQuiet(ctx, a)
+	b.progress.start(a.ID)
 	after, err := b.runner.Run(ctx, a)
+	b.progress.done(a.ID)
 	if err != nil {
 		log.Error("run apply", "err", err)
 	}
@@ -368,10 +391,11 @@ func (b *Bot) reportHeld(ctx context.Context, a *store.Apply) {
 	}
 }
 
-// ApplyEvent implements apply.Listener: each step of an attempt is shown on
-// the pull request at once.
+// ApplyEvent implements apply.Listener: the steps of an attempt are shown
+// on the pull request, at most one report per apply every 10 seconds
+// (coalesce.go); the attempt's end is reported at once by runApply.
 func (b *Bot) ApplyEvent(ctx context.Context, e apply.Event) {
 	if e.Apply != nil {
-		b.reportQuiet(ctx, e.Apply)
+		b.progress.step(ctx, e.Apply)
 	}
 }

@@ -110,7 +110,7 @@ func (b *Bot) setCheck(ctx context.Context, gh *github.Client, repo, sha string,
 			return fmt.Errorf("update check run %s on %s: %w", c.Name, repo, err)
 		}
 	}
-	run, _, err := gh.Checks.CreateCheckRun(ctx, owner, name, github.CreateCheckRunOptions{
+	run, err := b.createCheckRun(ctx, gh, owner, name, github.CreateCheckRunOptions{
 		Name: c.Name, HeadSHA: sha, Status: github.String(c.Status), Conclusion: conclusion,
 		StartedAt: &now, CompletedAt: completedAt, Output: output, Actions: actions,
 	})

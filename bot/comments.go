@@ -38,7 +38,6 @@ func (b *Bot) findComment(ctx context.Context, gh *github.Client, repo string, p
 // upsertComment edits the comment stored under key, or creates it, once
 // across processes (see createOnce), and then brings it to body.
 func (b *Bot) upsertComment(ctx context.Context, gh *github.Client, repo string, pr int, key, marker, body string) error {
-	owner, name := splitRepo(repo)
 	sum := sha256.Sum256([]byte(body))
 	hash := hex.EncodeToString(sum[:8])
 	id, meta, err := b.st.Ref(ctx, repo, key)
@@ -68,11 +67,11 @@ func (b *Bot) upsertComment(ctx context.Context, gh *github.Client, repo string,
 		return err
 	}
 	// Deleted on GitHub: post it again.
-	c, _, err := gh.Issues.CreateComment(ctx, owner, name, pr, &github.IssueComment{Body: &body})
+	cid, err := b.createComment(ctx, gh, repo, pr, marker, body)
 	if err != nil {
-		return fmt.Errorf("comment on %s#%d: %w", repo, pr, err)
+		return err
 	}
-	return b.setRef(ctx, repo, key, c.GetID(), hash)
+	return b.setRef(ctx, repo, key, cid, hash)
 }
 
 // editComment sets comment id's text to body and records its hash.
@@ -154,12 +153,11 @@ func (b *Bot) postClaimed(ctx context.Context, gh *github.Client, repo string, p
 	if err != nil || id != 0 {
 		return id, false, err
 	}
-	owner, name := splitRepo(repo)
-	c, _, err := gh.Issues.CreateComment(ctx, owner, name, pr, &github.IssueComment{Body: &body})
+	cid, err := b.createComment(ctx, gh, repo, pr, marker, body)
 	if err != nil {
-		return 0, false, fmt.Errorf("comment on %s#%d: %w", repo, pr, err)
+		return 0, false, err
 	}
-	return c.GetID(), true, nil
+	return cid, true, nil
 }
 
 func (b *Bot) setRef(ctx context.Context, repo, key string, id int64, meta string) error {

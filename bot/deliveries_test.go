@@ -74,7 +74,7 @@ func TestDeliveryRetriedAfterGitHubError(t *testing.T) {
 // DeliveryAttempts times, then failed for good, with one error reply and
 // nothing queued.
 func TestDeliveryFailsForGoodAfterMaxAttempts(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, func(o *Options) { o.GitHubRetry.Attempts = 1 }) // one try per request: count attempts
 	h.openPR(2, sha1, files(usersV2))
 	before := len(h.botComments(2))
 	h.gh.FailNext(http.MethodGet, "/repos/acme/shop/collaborators/*/permission", http.StatusBadGateway, 1000)

@@ -80,7 +80,7 @@ func files(users string) map[string]string {
 	return map[string]string{"tern.yaml": ternYAML, "db/shop/users.sql": users, "README.md": "hello"}
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, opts ...func(*Options)) *harness {
 	t.Helper()
 	return newHarnessLockWait(t, "2s")
 }
@@ -150,8 +150,13 @@ recovery:
 	}
 	planner := &plan.Planner{}
 	runner := &apply.Runner{Store: st, Targets: targets, Planner: planner, Policy: apply.PolicyFromConfig(cfg.Recovery), Logger: log}
-	b, err := New(Options{Config: cfg, Store: st, Runner: runner, Targets: targets, Planner: planner, Logger: log, Poll: 200 * time.Millisecond,
-		DeliveryAttempts: 3, DeliveryBackoff: 20 * time.Millisecond})
+	o := Options{Config: cfg, Store: st, Runner: runner, Targets: targets, Planner: planner, Logger: log, Poll: 200 * time.Millisecond,
+		DeliveryAttempts: 3, DeliveryBackoff: 20 * time.Millisecond,
+		GitHubRetry: RetryPolicy{Sleep: func(ctx context.Context, d time.Duration) error { return ctx.Err() }}}
+	for _, f := range opts {
+		f(&o)
+	}
+	b, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -175,9 +175,10 @@ func (b *Bot) react(ctx context.Context, gh *github.Client, pr *prInfo, commentI
 }
 
 // reply posts a new comment on the PR.
+// It carries a hidden marker of its own, so a post whose answer was lost
+// is found instead of posted twice.
 func (b *Bot) reply(ctx context.Context, gh *github.Client, pr *prInfo, body string) error {
-	if _, _, err := gh.Issues.CreateComment(ctx, pr.Owner, pr.Name, pr.Number, &github.IssueComment{Body: &body}); err != nil {
-		return fmt.Errorf("comment on %s#%d: %w", pr.Repo, pr.Number, err)
-	}
-	return nil
+	marker := replyMarker(createToken())
+	_, err := b.createComment(ctx, gh, pr.Repo, pr.Number, marker, body+"\n\n"+marker)
+	return err
 }

@@ -52,6 +52,7 @@ type Server struct {
 	tokens        map[string]token
 	requests      []Request
 	faults        []*fault
+	limits        []*limit // ratelimit.go
 	reopened      []ReopenedRun
 	treeLimit     int // most entries a tree answer holds; 0: MaxTreeEntries
 }
@@ -244,7 +245,7 @@ func (s *Server) handler() http.Handler {
 		w.Header().Set("X-GitHub-Media-Type", "github.v3; format=json")
 		if st := s.takeFault(r.Method, r.URL.Path); st != 0 {
 			writeFault(rec, st)
-		} else {
+		} else if !s.serveLimited(rec, r, mux) {
 			mux.ServeHTTP(rec, r)
 		}
 		if rec.status == 0 {
