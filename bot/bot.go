@@ -103,6 +103,10 @@ type Options struct {
 	// apply's progress to GitHub (check run and comment); the final state
 	// is always reported at once. Default 10s; negative: every step.
 	CoalesceWindow time.Duration
+	// RedeliverInterval is how often Run looks for webhook deliveries
+	// that failed (tern was down) and asks GitHub to deliver them again
+	// (redeliver.go); it also looks at start. Default 5m; negative: never.
+	RedeliverInterval time.Duration
 
 	// coalesceClock and coalesceAfter replace the coalescer's clock and
 	// timers in tests.
@@ -140,6 +144,11 @@ type Bot struct {
 	intake *intake
 	// progress spaces out the reports of running applies (coalesce.go).
 	progress *coalescer
+	// redeliverEvery is Options.RedeliverInterval; redelivered remembers
+	// when this process asked for each delivery GUID (guarded by mu).
+	redeliverEvery time.Duration
+	redelivered    map[string]time.Time
+	uploadURL      *url.URL
 
 	// blobs caches schema files and tern.yaml by blob SHA.
 	blobs *blobCache
@@ -213,6 +222,11 @@ func New(opts Options) (*Bot, error) {
 		intake:         &intake{st: opts.Store},
 		blobs:          newBlobCache(blobCacheBytes),
 	}
+	b.redeliverEvery, b.redelivered = opts.RedeliverInterval, map[string]time.Time{}
+	if b.redeliverEvery == 0 {
+		b.redeliverEvery = defaultRedeliverInterval
+	}
+	b.uploadURL = b.apiURL
 	b.progress = newCoalescer(opts.CoalesceWindow, b.reportQuiet)
 	if opts.coalesceClock != nil {
 		b.progress.now, b.progress.after = opts.coalesceClock, opts.coalesceAfter
@@ -324,6 +338,10 @@ func (b *Bot) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1 + b.workers)
 	go func() { defer wg.Done(); b.deliveryLoop(ctx) }()
+	if b.redeliverEvery > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); b.redeliverLoop(ctx, b.redeliverEvery) }()
+	}
 	for i := 0; i < b.workers; i++ {
 		go func() { defer wg.Done(); b.applyLoop(ctx) }()
 	}

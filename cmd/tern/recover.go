@@ -29,7 +29,8 @@ func runRecover(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 // productionPass wires the apply runner over the configured targets and
 // the GitHub App, which reports to pull requests and checks for closed
-// ones. The runner reports each step of an attempt through the App as it
+// ones, and first asks GitHub to redeliver the webhooks that no server
+// received. The runner reports each step of an attempt through the App as it
 // happens; the pass then reports every apply it touched once more and
 // retries what did not reach GitHub.
 func productionPass(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*recovery.Pass, func(), error) {
@@ -39,6 +40,13 @@ func productionPass(ctx context.Context, cfg *config.Config, st *store.Store, lo
 	a, err := app.New(ctx, cfg, app.Options{Store: st, Logger: log})
 	if err != nil {
 		return nil, nil, fmt.Errorf("github app: %w", err)
+	}
+	// Webhooks that failed while no server answered are asked for again
+	// (GitHub delivers them to the server); a failure does not stop the pass.
+	if res, err := a.Bot.RedeliverMissed(ctx); err != nil {
+		log.Warn("look for missed webhook deliveries", "err", err)
+	} else if res.Asked > 0 {
+		log.Info("asked GitHub to redeliver missed webhooks", "missed", res.Missed, "asked", res.Asked)
 	}
 	return a.RecoveryPass(), func() { a.Close() }, nil
 }

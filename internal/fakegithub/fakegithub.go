@@ -53,6 +53,7 @@ type Server struct {
 	requests      []Request
 	faults        []*fault
 	limits        []*limit // ratelimit.go
+	hooks         hooks    // deliveries.go
 	reopened      []ReopenedRun
 	treeLimit     int // most entries a tree answer holds; 0: MaxTreeEntries
 }

@@ -47,6 +47,7 @@ func (s *Server) routes() *http.ServeMux {
 	})
 	mux.HandleFunc("GET /app", s.withApp(s.handleGetApp))
 	mux.HandleFunc("GET /app/installations", s.withApp(s.handleListInstallations))
+	s.deliveryRoutes(mux) // deliveries.go
 	mux.HandleFunc("GET /app/installations/{id}", s.withApp(s.handleGetInstallation))
 	mux.HandleFunc("POST /app/installations/{id}/access_tokens", s.withApp(s.handleCreateToken))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/installation", s.withApp(s.handleRepoInstallation))
