@@ -165,7 +165,9 @@ func (b *Bot) checkRequirements(ctx context.Context, gh *github.Client, pr *prIn
 		}
 	}
 	if slices.Contains(rc.ApplyRequirements, config.RequireMergeable) {
-		if pr.Mergeable == nil || !*pr.Mergeable {
+		if ok, err := b.mergeable(ctx, gh, pr); err != nil {
+			return err
+		} else if !ok {
 			detail := "GitHub does not report this pull request as mergeable (conflicts, or not computed yet)."
 			return refuse(report.RefuseRequirement(cmd.Line, config.RequireMergeable, detail))
 		}

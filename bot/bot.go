@@ -148,7 +148,11 @@ type Bot struct {
 	// when this process asked for each delivery GUID (guarded by mu).
 	redeliverEvery time.Duration
 	redelivered    map[string]time.Time
-	uploadURL      *url.URL
+	uploadURL      *url.URL // ghhost.go
+	login          string   // this App's bot user, once read (guarded by mu)
+	// sleep waits between asks that are not retries of one request
+	// (mergeable.go); GitHubRetry.Sleep.
+	sleep func(ctx context.Context, d time.Duration) error
 
 	// blobs caches schema files and tern.yaml by blob SHA.
 	blobs *blobCache
@@ -226,7 +230,8 @@ func New(opts Options) (*Bot, error) {
 	if b.redeliverEvery == 0 {
 		b.redeliverEvery = defaultRedeliverInterval
 	}
-	b.uploadURL = b.apiURL
+	b.uploadURL = uploadURLFor(b.apiURL)
+	b.sleep = opts.GitHubRetry.withDefaults().Sleep
 	b.progress = newCoalescer(opts.CoalesceWindow, b.reportQuiet)
 	if opts.coalesceClock != nil {
 		b.progress.now, b.progress.after = opts.coalesceClock, opts.coalesceAfter
@@ -292,7 +297,7 @@ func (b *Bot) client(installationID int64) (*github.Client, error) {
 	// waiting out a rate limit may take longer than one try may.
 	c := github.NewClient(&http.Client{Transport: itr})
 	c.BaseURL = b.apiURL
-	c.UploadURL = b.apiURL
+	c.UploadURL = b.uploadURL
 	b.clients[installationID] = c
 	return c, nil
 }

@@ -15,7 +15,13 @@ import (
 )
 
 // findComment returns the id of the bot's comment carrying marker, or 0.
+// Only a comment written by this App counts: another App's bot, or a
+// person, quoting the marker is never adopted (and so never edited).
 func (b *Bot) findComment(ctx context.Context, gh *github.Client, repo string, pr int, marker string) (int64, error) {
+	login, err := b.botLogin(ctx)
+	if err != nil {
+		return 0, err
+	}
 	owner, name := splitRepo(repo)
 	opt := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: 100}}
 	for {
@@ -24,7 +30,7 @@ func (b *Bot) findComment(ctx context.Context, gh *github.Client, repo string, p
 			return 0, fmt.Errorf("list comments of %s#%d: %w", repo, pr, err)
 		}
 		for _, c := range cs {
-			if c.GetUser().GetType() == "Bot" && strings.Contains(c.GetBody(), marker) {
+			if c.GetUser().GetType() == "Bot" && strings.EqualFold(c.GetUser().GetLogin(), login) && strings.Contains(c.GetBody(), marker) {
 				return c.GetID(), nil
 			}
 		}

@@ -127,6 +127,8 @@ func (b *Bot) handleDelivery(ctx context.Context, d store.Delivery, final bool) 
 		return b.onPullRequest(ctx, e)
 	case *github.CheckRunEvent:
 		return b.onCheckRun(ctx, e)
+	case *github.CheckSuiteEvent:
+		return b.onCheckSuite(ctx, e)
 	}
 	return nil
 }

@@ -14,7 +14,8 @@ import (
 )
 
 // onPullRequest autoplans on opened, reopened and synchronize when the PR
-// changes tern.yaml or a schema file, and cleans up on closed.
+// changes tern.yaml or a schema file, and on edited when its base changed;
+// it cleans up on closed.
 func (b *Bot) onPullRequest(ctx context.Context, e *github.PullRequestEvent) error {
 	repo := e.GetRepo().GetFullName()
 	n := e.GetNumber()
@@ -26,6 +27,12 @@ func (b *Bot) onPullRequest(ctx context.Context, e *github.PullRequestEvent) err
 	case "opened", "reopened", "synchronize":
 	case "closed":
 		return b.HandleClosed(ctx, store.PRRef{Repository: repo, PR: n, InstallationID: inst}, e.GetPullRequest().GetMerged())
+	case "edited":
+		if !baseChanged(e) {
+			return nil
+		}
+		// A new base means another policy and another diff (check_suite.go).
+		return b.replan(ctx, repo, n, inst, "base changed")
 	default:
 		return nil
 	}

@@ -115,11 +115,13 @@ type pull struct {
 	state     string
 	merged    bool
 	mergeable *bool
-	author    string
-	files     []*github.CommitFile
-	reviews   []*github.PullRequestReview
-	created   time.Time
-	updated   time.Time
+	// mergeableNulls counts reads still to answer mergeable: null (mergeable.go).
+	mergeableNulls int
+	author         string
+	files          []*github.CommitFile
+	reviews        []*github.PullRequestReview
+	created        time.Time
+	updated        time.Time
 }
 
 type comment struct {

@@ -190,7 +190,9 @@ func (s *Server) pullObj(rp *repo, p *pull) *github.PullRequest {
 
 func (s *Server) handleGetPull(w http.ResponseWriter, r *http.Request, rp *repo) {
 	if p, ok := s.findPull(w, r, rp); ok {
-		writeJSON(w, http.StatusOK, s.pullObj(rp, p))
+		obj := s.pullObj(rp, p)
+		stillComputing(p, obj) // mergeable.go
+		writeJSON(w, http.StatusOK, obj)
 	}
 }
 
