@@ -93,6 +93,10 @@ func (b *Bot) setCheck(ctx context.Context, gh *github.Client, repo, sha string,
 	if c.Completed() {
 		conclusion = github.String(c.Conclusion)
 	}
+	var details *string
+	if u := b.detailsURL(ctx, repo, sha, c.Name); u != "" {
+		details = &u
+	}
 	now := github.Timestamp{Time: b.now()}
 	var completedAt *github.Timestamp
 	if c.Completed() {
@@ -101,7 +105,7 @@ func (b *Bot) setCheck(ctx context.Context, gh *github.Client, repo, sha string,
 	if found && id != 0 && cur.Status != report.StatusCompleted {
 		_, _, err := gh.Checks.UpdateCheckRun(ctx, owner, name, id, github.UpdateCheckRunOptions{
 			Name: c.Name, Status: github.String(c.Status), Conclusion: conclusion, CompletedAt: completedAt,
-			Output: output, Actions: actions,
+			Output: output, Actions: actions, DetailsURL: details,
 		})
 		if err == nil {
 			return b.setRef(ctx, repo, checkKey(sha, c.Name), id, runMeta{c.Status, c.Conclusion, hash, c.Title}.String())
@@ -112,7 +116,7 @@ func (b *Bot) setCheck(ctx context.Context, gh *github.Client, repo, sha string,
 	}
 	run, err := b.createCheckRun(ctx, gh, owner, name, github.CreateCheckRunOptions{
 		Name: c.Name, HeadSHA: sha, Status: github.String(c.Status), Conclusion: conclusion,
-		StartedAt: &now, CompletedAt: completedAt, Output: output, Actions: actions,
+		StartedAt: &now, CompletedAt: completedAt, Output: output, Actions: actions, DetailsURL: details,
 	})
 	if err != nil {
 		return fmt.Errorf("create check run %s on %s: %w", c.Name, repo, err)

@@ -44,3 +44,37 @@ func (b *Bot) botLogin(ctx context.Context) (string, error) {
 	b.mu.Unlock()
 	return login, nil
 }
+
+// webURLFor returns the web root that goes with an API base URL:
+// https://HOST/ for GitHub Enterprise Server's https://HOST/api/v3/, and
+// https://github.com/ otherwise.
+func webURLFor(api *url.URL) string {
+	if strings.HasSuffix(api.Path, "/api/v3/") {
+		u := *api
+		u.Path = strings.TrimSuffix(u.Path, "api/v3/")
+		return u.String()
+	}
+	return "https://github.com/"
+}
+
+// detailsURL is where a check run's "Details" link leads: the PR's apply
+// comment for a per-environment run that has an apply, else the PR's plan
+// comment, else the PR. It is "" when the commit's PR is not known yet.
+func (b *Bot) detailsURL(ctx context.Context, repo, sha, checkName string) string {
+	n, _, err := b.st.Ref(ctx, repo, shaPRKey(sha))
+	if err != nil || n == 0 {
+		return ""
+	}
+	pr := fmt.Sprintf("%s%s/pull/%d", webURLFor(b.apiURL), repo, n)
+	if parts := strings.SplitN(checkName, "/", 3); len(parts) == 3 {
+		if a, err := b.st.LatestApply(ctx, repo, int(n), parts[1], parts[2]); err == nil {
+			if id, _, err := b.st.Ref(ctx, repo, applyCommentKey(a.ID)); err == nil && id != 0 {
+				return fmt.Sprintf("%s#issuecomment-%d", pr, id)
+			}
+		}
+	}
+	if id, _, err := b.st.Ref(ctx, repo, planCommentKey(int(n))); err == nil && id != 0 {
+		return fmt.Sprintf("%s#issuecomment-%d", pr, id)
+	}
+	return pr
+}

@@ -25,6 +25,15 @@ func TestUploadURLFor(t *testing.T) {
 			t.Errorf("uploadURLFor(%s) = %s, want %s", api, got, want)
 		}
 	}
+	for api, want := range map[string]string{
+		"https://api.github.com/":         "https://github.com/",
+		"https://ghe.example.com/api/v3/": "https://ghe.example.com/",
+	} {
+		u, _ := url.Parse(api)
+		if got := webURLFor(u); got != want {
+			t.Errorf("webURLFor(%s) = %s, want %s", api, got, want)
+		}
+	}
 }
 
 // contentReads counts the reads of repository files since request from.
@@ -136,5 +145,24 @@ func TestMergeableNullAskedAgain(t *testing.T) {
 	}
 	if reads < 3 {
 		t.Errorf("%d reads of the pull request, want the two null answers asked again", reads)
+	}
+}
+
+// A per-environment check run's Details link leads to the PR's apply
+// comment once there is an apply.
+func TestCheckDetailsURLIsApplyComment(t *testing.T) {
+	h := newHarness(t)
+	h.openPR(2, sha1, files(usersV2))
+	h.comment(2, "alice", "User", "/tern apply -e staging")
+	h.waitReported(2, "staging")
+	run := h.check(sha1, "tern/shop/staging")
+	var want string
+	for _, c := range h.gh.Comments(repoName, 2) {
+		if strings.Contains(c.GetBody(), "<!-- tern:apply:") {
+			want = c.GetHTMLURL()
+		}
+	}
+	if want == "" || run.GetDetailsURL() != want {
+		t.Errorf("staging check details_url %q, want the apply comment %q", run.GetDetailsURL(), want)
 	}
 }
