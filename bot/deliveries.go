@@ -129,6 +129,10 @@ func (b *Bot) handleDelivery(ctx context.Context, d store.Delivery, final bool) 
 		return b.onCheckRun(ctx, e)
 	case *github.CheckSuiteEvent:
 		return b.onCheckSuite(ctx, e)
+	case *github.InstallationEvent:
+		return b.onInstallation(ctx, e)
+	case *github.InstallationRepositoriesEvent:
+		return b.onInstallationRepos(ctx, e)
 	}
 	return nil
 }

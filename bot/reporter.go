@@ -39,6 +39,9 @@ func (b *Bot) report(ctx context.Context, a *store.Apply) error {
 	if err != nil {
 		return fmt.Errorf("report apply %d: %w", a.ID, err)
 	}
+	if dropped, err := b.dropReport(ctx, cur); dropped || err != nil { // installation.go
+		return err
+	}
 	tasks, err := b.st.Tasks(ctx, cur.ID)
 	if err != nil {
 		return fmt.Errorf("report apply %d: %w", a.ID, err)
