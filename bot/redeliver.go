@@ -134,7 +134,7 @@ func (b *Bot) RedeliverMissed(ctx context.Context) (Redelivered, error) {
 }
 
 // redeliverLoop looks for missed deliveries at start and then every
-// interval until ctx ends.
+// interval until ctx ends, and prunes the ledger each time (retention.go).
 func (b *Bot) redeliverLoop(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -143,6 +143,9 @@ func (b *Bot) redeliverLoop(ctx context.Context, interval time.Duration) {
 			b.log.Warn("look for missed webhook deliveries", "err", err)
 		} else if res.Asked > 0 {
 			b.log.Info("missed webhook deliveries", "missed", res.Missed, "asked", res.Asked)
+		}
+		if _, err := b.Prune(ctx); err != nil && ctx.Err() == nil {
+			b.log.Warn("prune the ledger", "err", err)
 		}
 		select {
 		case <-ctx.Done():

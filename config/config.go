@@ -37,6 +37,8 @@ type Config struct {
 	Recovery Recovery `yaml:"recovery"`
 	// Limits bound what one plan may read and how long it may take.
 	Limits Limits `yaml:"limits"`
+	// Retention bounds how long the ledger keeps old rows (retention.go).
+	Retention Retention `yaml:"retention"`
 
 	// targetIndex is, when LoadTarget dropped targets, the index in the
 	// file of each of Targets, for error messages.
@@ -405,6 +407,7 @@ func (c *Config) setDefaults() {
 	if r.MaxRescues == 0 {
 		r.MaxRescues = 3
 	}
+	c.Retention.defaults()
 }
 
 // Validate checks the config and reports the first problem with its key
@@ -424,6 +427,7 @@ func (c *Config) Validate() error {
 	if _, err := url.Parse(c.GitHub.APIURL); err != nil {
 		bad("github.api_url", "invalid URL")
 	}
+	c.Retention.validate(bad)
 	if c.GitHub.PrivateKey != "" && c.GitHub.PrivateKeyFile != "" {
 		bad("github.private_key", "set private_key or private_key_file, not both")
 	}

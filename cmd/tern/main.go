@@ -33,6 +33,7 @@ func commands() []command {
 		{"recover", "one recovery pass, then exit", runRecover},
 		{"plan", "plan a local checkout against a configured target, or against a DSN (--dsn)", runPlan},
 		{"migrate", "create or upgrade the store's tables", runMigrate},
+		{"prune", "remove what the retention policy no longer keeps (--dry-run: count it)", runPrune},
 		{"demo", "the whole story on this machine, no GitHub account needed", runDemo},
 		{"version", "print version and commit", runVersion},
 	}

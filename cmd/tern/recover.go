@@ -48,6 +48,9 @@ func productionPass(ctx context.Context, cfg *config.Config, st *store.Store, lo
 	} else if res.Asked > 0 {
 		log.Info("asked GitHub to redeliver missed webhooks", "missed", res.Missed, "asked", res.Asked)
 	}
+	if _, err := a.Bot.Prune(ctx); err != nil {
+		log.Warn("prune the ledger", "err", err)
+	}
 	return a.RecoveryPass(), func() { a.Close() }, nil
 }
 

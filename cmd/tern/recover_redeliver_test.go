@@ -10,16 +10,31 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/ternhq/tern/internal/app"
 	"github.com/ternhq/tern/internal/fakegithub"
 	"github.com/ternhq/tern/internal/testdb"
+	"github.com/ternhq/tern/store"
 )
 
 // A recovery pass asks GitHub to redeliver the webhooks that failed while
 // no server answered: GitHub sends them to the server (here a recorder
 // standing in for `tern serve`) under their original X-GitHub-Delivery.
+// It also prunes what the retention policy no longer keeps.
 func TestRecoverAsksForMissedDeliveries(t *testing.T) {
 	storeDSN, _ := testdb.New(t, "redeliver_store")
+	st, err := app.OpenStore(context.Background(), storeDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.RecordDelivery(context.Background(), store.Delivery{ID: "ancient", Event: "ping", Payload: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DB().Exec("UPDATE tern_deliveries SET state = 'done', received_at = ?", time.Now().UTC().Add(-30*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	gh, err := fakegithub.New()
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +62,9 @@ func TestRecoverAsksForMissedDeliveries(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := recoverMain(context.Background(), []string{"--config", cfgPath}, &stdout, &stderr, func(string) string { return "" }, productionPass); code != 0 {
 		t.Fatalf("tern recover exit %d\n%s", code, stderr.String())
+	}
+	if known, err := st.KnownDeliveries(context.Background(), []string{"ancient"}); err != nil || known["ancient"] {
+		t.Errorf("the 30-day-old delivery was not pruned by the pass (%v)", err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
