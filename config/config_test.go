@@ -94,7 +94,7 @@ func TestParseErrors(t *testing.T) {
 		{"unset var", "store:\n  dsn: ${NOPE}\n", nil, "store.dsn: environment variable NOPE is not set"},
 		{"unknown key", "store:\n  dsn: root@tcp(h:1)/x\n  dns: y\n", nil, `line 3: unknown key "dns" (did you mean "dsn"?)`},
 		{"unknown top-level key before its variables", "storr:\n  dsn: ${NOPE}\n", nil, `line 1: unknown key "storr" (did you mean "store"?)`},
-		{"unknown far key", "stuff: 1\n", nil, `line 1: unknown key "stuff" (known: listen, store, github, targets, recovery, limits)`},
+		{"unknown far key", "stuff: 1\n", nil, `line 1: unknown key "stuff" (known: listen, store, github, targets, recovery, limits, retention)`},
 		{"duration without unit", "targets:\n  - repository: a/b\n    database: d\n    environment: e\n    mysql:\n      dsn: root@tcp(h:1)/d\n      lock_wait_timeout: 10\n", nil,
 			`line 7: targets[0].mysql.lock_wait_timeout: invalid duration "10" (a number needs a unit: 10s)`},
 		{"target dsn", "store:\n  dsn: root@tcp(h:1)/x\ntargets:\n  - repository: a/b\n    database: d\n    environment: e\n    mysql:\n      lock_wait_timeout: 5s\n", nil, "targets[0].mysql.dsn: required"},
