@@ -36,11 +36,12 @@ func TestUploadURLFor(t *testing.T) {
 	}
 }
 
-// contentReads counts the reads of repository files since request from.
+// contentReads counts the reads of repository files (contents, trees,
+// blobs) since request from.
 func contentReads(gh *fakegithub.Server, from int) int {
 	n := 0
 	for _, r := range gh.Requests()[from:] {
-		if r.Method == "GET" && strings.Contains(r.Path, "/contents/") {
+		if r.Method == "GET" && (strings.Contains(r.Path, "/contents/") || strings.Contains(r.Path, "/git/trees/") || strings.Contains(r.Path, "/git/blobs/")) {
 			n++
 		}
 	}
