@@ -38,7 +38,7 @@ func (r *Retention) defaults() {
 }
 
 func (r Retention) validate(bad func(path, format string, a ...any)) {
-	if r.Deliveries.D() < minDeliveryRetention {
+	if d := r.Deliveries.D(); d != 0 && d < minDeliveryRetention { // 0: not defaulted, keeps forever
 		bad("retention.deliveries", "at least 72h (GitHub's delivery log is read back three days to find missed deliveries), got %s", r.Deliveries.D())
 	}
 	for k, d := range map[string]Duration{"retention.superseded_plans": r.SupersededPlans, "retention.events": r.Events} {
