@@ -82,11 +82,11 @@ func files(users string) map[string]string {
 
 func newHarness(t *testing.T, opts ...func(*Options)) *harness {
 	t.Helper()
-	return newHarnessLockWait(t, "2s")
+	return newHarnessLockWait(t, "2s", opts...)
 }
 
 // newHarnessLockWait is newHarness with the targets' lock_wait_timeout.
-func newHarnessLockWait(t *testing.T, lockWait string) *harness {
+func newHarnessLockWait(t *testing.T, lockWait string, opts ...func(*Options)) *harness {
 	t.Helper()
 	storeDSN, _ := testdb.New(t, "bot_store")
 	stagingDB, stagingName := testdb.Open(t, "bot_staging")
