@@ -226,19 +226,36 @@ func sameDiffs(a, b []schemadiff.EntityDiff) bool {
 // orderScope returns the tables narrowToChanges keeps for changed, and how
 // many tables from and to hold together.
 func orderScope(from, to *schemadiff.Schema, changed []string) (scope map[string]bool, all int) {
+	g := newFKGraph(from, to)
+	return g.scope(changed), g.tables
+}
+
+// fkGraph is the foreign-key graph of two schemas together.
+type fkGraph struct {
+	parents, children map[string][]string
+	tables            int
+}
+
+func newFKGraph(from, to *schemadiff.Schema) *fkGraph {
+	g := &fkGraph{parents: map[string][]string{}, children: map[string][]string{}}
 	tables := map[string]bool{}
-	parents := map[string][]string{}
-	children := map[string][]string{}
 	for _, s := range []*schemadiff.Schema{from, to} {
 		for _, t := range s.Tables() {
 			tables[t.Name()] = true
 			for _, p := range referencedTables(t) {
-				parents[t.Name()] = append(parents[t.Name()], p)
-				children[p] = append(children[p], t.Name())
+				g.parents[t.Name()] = append(g.parents[t.Name()], p)
+				g.children[p] = append(g.children[p], t.Name())
 			}
 		}
 	}
-	scope = map[string]bool{}
+	g.tables = len(tables)
+	return g
+}
+
+// scope is the changed tables, the tables with a foreign key to one of
+// them, and every table those reference, transitively.
+func (g *fkGraph) scope(changed []string) map[string]bool {
+	scope := map[string]bool{}
 	var queue []string
 	add := func(n string) {
 		if !scope[n] {
@@ -248,18 +265,18 @@ func orderScope(from, to *schemadiff.Schema, changed []string) (scope map[string
 	}
 	for _, n := range changed {
 		add(n)
-		for _, c := range children[n] {
+		for _, c := range g.children[n] {
 			add(c)
 		}
 	}
 	for len(queue) > 0 {
 		n := queue[0]
 		queue = queue[1:]
-		for _, p := range parents[n] {
+		for _, p := range g.parents[n] {
 			add(p)
 		}
 	}
-	return scope, len(tables)
+	return scope
 }
 
 // orderByComponents orders sd's diffs one group at a time: the changed
@@ -308,14 +325,38 @@ func orderByComponents(ctx context.Context, env *schemadiff.Environment, sd *sch
 			}
 		}
 	}
-	groups := map[string][]schemadiff.EntityDiff{}
-	var roots []string
-	for _, d := range diffs {
-		r := find(d.EntityName())
-		if _, ok := groups[r]; !ok {
-			roots = append(roots, r)
+	// A group's scope (its tables' foreign-key neighbourhood) must hold no
+	// other group's changes: merge groups until none does.
+	var (
+		groups map[string][]schemadiff.EntityDiff
+		roots  []string
+	)
+	g := newFKGraph(from, to)
+	for merged := true; merged; {
+		merged = false
+		groups = map[string][]schemadiff.EntityDiff{}
+		roots = roots[:0]
+		for _, d := range diffs {
+			r := find(d.EntityName())
+			if _, ok := groups[r]; !ok {
+				roots = append(roots, r)
+			}
+			groups[r] = append(groups[r], d)
 		}
-		groups[r] = append(groups[r], d)
+		for _, r := range roots {
+			names := make([]string, len(groups[r]))
+			for i, d := range groups[r] {
+				names[i] = d.EntityName()
+			}
+			for n := range g.scope(names) {
+				if _, changed := pos[n]; changed {
+					if a, b := find(n), find(r); a != b {
+						parent[a] = b
+						merged = true
+					}
+				}
+			}
+		}
 	}
 	if len(roots) < 2 {
 		return nil, 0, false, nil
@@ -323,7 +364,7 @@ func orderByComponents(ctx context.Context, env *schemadiff.Environment, sd *sch
 	var lists [][]schemadiff.EntityDiff
 	scope := 0
 	for _, r := range roots {
-		sub, fromQueries, subTo, n, ok := narrowTo(env, groups[r], from, to, liveDefs)
+		sub, fromQueries, subTo, n, ok := narrowTo(env, g, groups[r], from, to, liveDefs)
 		if !ok {
 			return nil, 0, false, nil
 		}
@@ -359,12 +400,12 @@ func orderByComponents(ctx context.Context, env *schemadiff.Environment, sd *sch
 
 // narrowTo is narrowToChanges for the diffs of one group: the schemas of
 // their scope, and whether diffing those reproduces exactly these diffs.
-func narrowTo(env *schemadiff.Environment, diffs []schemadiff.EntityDiff, from, to *schemadiff.Schema, liveDefs map[string]string) (*schemadiff.SchemaDiff, []string, *schemadiff.Schema, int, bool) {
+func narrowTo(env *schemadiff.Environment, g *fkGraph, diffs []schemadiff.EntityDiff, from, to *schemadiff.Schema, liveDefs map[string]string) (*schemadiff.SchemaDiff, []string, *schemadiff.Schema, int, bool) {
 	changed := make([]string, len(diffs))
 	for i, d := range diffs {
 		changed[i] = d.EntityName()
 	}
-	scope, _ := orderScope(from, to, changed)
+	scope := g.scope(changed)
 	names := make([]string, 0, len(scope))
 	for n := range scope {
 		names = append(names, n)
