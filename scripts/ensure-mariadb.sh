@@ -3,7 +3,10 @@
 # already there, or a private MariaDB it installs (apt) and starts.
 ensure_mariadb() {
   export TERN_TEST_DSN="${TERN_TEST_DSN:-root@tcp(127.0.0.1:3306)/}"
-  if _dsn_answers "$TERN_TEST_DSN"; then return 0; fi
+  if _dsn_answers "$TERN_TEST_DSN"; then
+    _raise_max_connections "$TERN_TEST_DSN"
+    return 0
+  fi
   echo "== no MySQL server answers at TERN_TEST_DSN; starting a private MariaDB"
   if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
     apt-get update -qq
@@ -46,4 +49,18 @@ _dsn_answers() {
   else
     (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
   fi
+}
+
+# _raise_max_connections lifts a running server's max_connections to 1000
+# when it is lower and the user may (best effort): the suite's packages run
+# in parallel, and the e2e and soak tests start several tern processes.
+_raise_max_connections() {
+  local dsn="$1" user hostport host port pass=""
+  command -v mariadb >/dev/null 2>&1 || return 0
+  user="${dsn%%@*}"; user="${user%%:*}"
+  case "${dsn%%@*}" in *:*) pass="${dsn%%@*}"; pass="${pass#*:}";; esac
+  hostport="$(sed -n 's/.*tcp(\([^)]*\)).*/\1/p' <<<"$dsn")"
+  host="${hostport%%:*}"; port="${hostport##*:}"
+  MYSQL_PWD="$pass" mariadb --protocol=tcp -h"$host" -P"$port" -u"$user" \
+    -e 'SET GLOBAL max_connections = GREATEST(@@max_connections, 1000)' >/dev/null 2>&1 || true
 }
