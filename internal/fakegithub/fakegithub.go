@@ -23,7 +23,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +53,8 @@ type Server struct {
 	faults        []*fault
 	limits        []*limit // ratelimit.go
 	hooks         hooks    // deliveries.go
+	holds         []*Hold
+	latency       func(method, path string) time.Duration
 	reopened      []ReopenedRun
 	treeLimit     int // most entries a tree answer holds; 0: MaxTreeEntries
 }
@@ -198,10 +199,7 @@ func (s *Server) takeFault(method, p string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, f := range s.faults {
-		if f.method != "" && !strings.EqualFold(f.method, method) {
-			continue
-		}
-		if ok, _ := path.Match(f.pattern, p); !ok {
+		if !matches(f.method, f.pattern, method, p) {
 			continue
 		}
 		f.left--
@@ -244,8 +242,13 @@ func (s *Server) handler() http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		rec := &statusRecorder{ResponseWriter: w}
-		w.Header().Set("X-GitHub-Media-Type", "github.v3; format=json")
+		if h := s.takeHold(r.Method, r.URL.Path); h != nil {
+			close(h.arrived)
+			<-h.release
+		}
+		out := &bufferedResponse{header: http.Header{}}
+		rec := &statusRecorder{ResponseWriter: out}
+		out.Header().Set("X-GitHub-Media-Type", "github.v3; format=json")
 		if st := s.takeFault(r.Method, r.URL.Path); st != 0 {
 			writeFault(rec, st)
 		} else if !s.serveLimited(rec, r, mux) {
@@ -254,6 +257,10 @@ func (s *Server) handler() http.Handler {
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
+		if d := s.latencyOf(r.Method, r.URL.Path); d > 0 {
+			time.Sleep(d)
+		}
+		out.sendTo(w)
 		s.mu.Lock()
 		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: rec.status, Body: body})
 		s.mu.Unlock()
