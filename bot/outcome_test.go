@@ -73,9 +73,9 @@ func reporters(t *testing.T) (*store.Store, *fakegithub.Server, [2]*Bot) {
 	return first, gh, bots
 }
 
-// failedAfterTwo puts an apply in the ledger that failed for good on its
-// second attempt: its report owes the PR a notifying comment.
-func failedAfterTwo(t *testing.T, st *store.Store) *store.Apply {
+// newApply puts a pending apply of one statement to PR 2's staging in the
+// ledger.
+func newApply(t *testing.T, st *store.Store, maxAttempts int) *store.Apply {
 	t.Helper()
 	ctx := context.Background()
 	p := &store.Plan{Repository: repoName, PR: 2, HeadSHA: sha1, InstallationID: inst, Database: "shop", Environment: "staging",
@@ -84,10 +84,19 @@ func failedAfterTwo(t *testing.T, st *store.Store) *store.Apply {
 	if err := st.SavePlan(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	a, err := st.CreateApply(ctx, p, "alice", false, 2)
+	a, err := st.CreateApply(ctx, p, "alice", false, maxAttempts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a
+}
+
+// failedAfterTwo puts an apply in the ledger that failed for good on its
+// second attempt: its report owes the PR a notifying comment.
+func failedAfterTwo(t *testing.T, st *store.Store) *store.Apply {
+	t.Helper()
+	ctx := context.Background()
+	a := newApply(t, st, 2)
 	for i, to := range []store.State{store.FailedRetryable, store.Failed} {
 		cs, err := st.Claim(ctx, store.ClaimOptions{Owner: "test", ApplyID: a.ID})
 		if err != nil || len(cs) != 1 {

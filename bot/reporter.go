@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ternhq/tern/plan"
 	"github.com/ternhq/tern/report"
@@ -27,51 +28,136 @@ func (b *Bot) Reporter() *Reporter { return &Reporter{b: b} }
 // attempt, a new comment saying how, exactly once. It then marks the
 // apply's version reported. Calling it again changes nothing on GitHub
 // unless the ledger changed.
+//
+// Reports of one pull request are ordered across processes by the
+// ledger's report lease (see store.LeaseReport): a reporter reads the
+// apply only once it holds the lease, so the writes GitHub receives follow
+// the apply's versions; before letting go it reads the apply again and,
+// when a newer version was written meanwhile, reports that one too. A
+// reporter whose lease was lost while it wrote (its ledger connection
+// died) may have been overtaken by another: it reports again, rewriting
+// every object the apply shows, whatever the ledger remembers of them.
 func (r *Reporter) Report(ctx context.Context, a *store.Apply) error {
 	unlock := r.b.lockPR(a.Repository, a.PR)
 	defer unlock()
 	return r.b.report(ctx, a)
 }
 
+// reportLeaseWait bounds how long a reporter waits for another one writing
+// the same pull request; one that gives up leaves the apply report-due for
+// the next recovery pass.
+const reportLeaseWait = 20 * time.Second
+
+// reportRounds bounds the rounds of one report: the ledger moving on, or
+// the lease being lost, while a round wrote.
+const reportRounds = 4
+
 // report is Report for a caller that holds the PR's lock.
 func (b *Bot) report(ctx context.Context, a *store.Apply) error {
-	cur, err := b.st.Apply(ctx, a.ID)
+	force := false
+	for round := 1; ; round++ {
+		lease, err := b.st.LeaseReport(ctx, a.Repository, a.PR, reportLeaseWait)
+		if err != nil {
+			return fmt.Errorf("report apply %d: %w", a.ID, err)
+		}
+		shown, err := b.reportRound(ctx, a.ID, force)
+		newer := false
+		if err == nil {
+			var cur *store.Apply
+			if cur, err = b.st.Apply(ctx, a.ID); err == nil {
+				newer = cur.Version > shown.Version
+			}
+		}
+		held, lost := lease.Release(context.WithoutCancel(ctx))
+		switch {
+		case !held && round < reportRounds && ctx.Err() == nil:
+			b.log.Warn("report lease lost while writing GitHub; reporting again", "apply", a.ID, "err", lost)
+			force = true
+			continue
+		case !held:
+			return fmt.Errorf("report apply %d: %w", a.ID, errors.Join(err, lost))
+		case err != nil:
+			return fmt.Errorf("report apply %d: %w", a.ID, err)
+		case newer && round < reportRounds:
+			continue
+		}
+		if err := b.st.MarkReported(ctx, shown.ID, shown.Version); err != nil {
+			return fmt.Errorf("report apply %d: mark reported: %w", a.ID, err)
+		}
+		return nil
+	}
+}
+
+// reportRound reads apply id and brings GitHub in line with it, returning
+// the version shown. force rewrites the objects the apply shows even where
+// the ledger remembers them showing this text already (another reporter
+// may have overwritten them since).
+func (b *Bot) reportRound(ctx context.Context, id int64, force bool) (*store.Apply, error) {
+	cur, err := b.st.Apply(ctx, id)
 	if err != nil {
-		return fmt.Errorf("report apply %d: %w", a.ID, err)
+		return nil, err
 	}
 	if dropped, err := b.dropReport(ctx, cur); dropped || err != nil { // installation.go
 		return err
 	}
 	tasks, err := b.st.Tasks(ctx, cur.ID)
 	if err != nil {
-		return fmt.Errorf("report apply %d: %w", a.ID, err)
+		return nil, err
 	}
 	gh, err := b.client(cur.InstallationID)
 	if err != nil {
-		return fmt.Errorf("report apply %d: %w", a.ID, err)
+		return nil, err
 	}
 	c := report.ApplyCheck(cur, tasks)
+	if force {
+		if err := b.forgetShown(ctx, cur.Repository, checkKey(cur.HeadSHA, c.Name), checkKey(cur.HeadSHA, report.AggregateName), applyCommentKey(cur.ID)); err != nil {
+			return nil, err
+		}
+	}
 	if err := b.setCheck(ctx, gh, cur.Repository, cur.HeadSHA, c); err != nil {
-		return fmt.Errorf("report apply %d: %w", a.ID, err)
+		return nil, err
 	}
 	if cur.State == store.Completed {
 		if err := b.promoteNext(ctx, cur); err != nil {
-			return fmt.Errorf("report apply %d: %w", a.ID, err)
+			return nil, err
 		}
 	}
 	if err := b.updateAggregate(ctx, gh, cur.Repository, cur.HeadSHA, c.Name); err != nil {
-		return fmt.Errorf("report apply %d: %w", a.ID, err)
+		return nil, err
 	}
 	if err := b.upsertComment(ctx, gh, cur.Repository, cur.PR, applyCommentKey(cur.ID), report.ApplyMarker(cur.ID), report.ApplyComment(cur, tasks)); err != nil {
-		return fmt.Errorf("report apply %d: %w", a.ID, err)
+		return nil, err
 	}
 	if cur.State.Terminal() && cur.Attempt >= 2 {
 		if err := b.postOnce(ctx, gh, cur.Repository, cur.PR, outcomeCommentKey(cur.ID), report.OutcomeMarker(cur.ID), report.OutcomeComment(cur)); err != nil {
-			return fmt.Errorf("report apply %d: %w", a.ID, err)
+			return nil, err
 		}
 	}
-	if err := b.st.MarkReported(ctx, cur.ID, cur.Version); err != nil {
-		return fmt.Errorf("report apply %d: mark reported: %w", a.ID, err)
+	return cur, nil
+}
+
+// forgetShown drops what the ledger remembers of the text GitHub shows for
+// the check runs and comments stored under keys (their ids stay), so that
+// the next write of each sends its text whatever it is.
+func (b *Bot) forgetShown(ctx context.Context, repo string, keys ...string) error {
+	for _, key := range keys {
+		id, meta, err := b.st.Ref(ctx, repo, key)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && id == 0) {
+			continue // not created yet, or being created under a claim
+		}
+		if err != nil {
+			return fmt.Errorf("read ref %s: %w", key, err)
+		}
+		if strings.HasPrefix(key, "check/") {
+			m := parseRunMeta(meta)
+			m.Hash = ""
+			meta = m.String()
+		} else {
+			meta = ""
+		}
+		if err := b.setRef(ctx, repo, key, id, meta); err != nil {
+			return err
+		}
 	}
 	return nil
 }
