@@ -94,8 +94,8 @@ func (s *soak) intn(n int) int {
 // was live; every check run and apply comment equals what the ledger's
 // final state renders; every acknowledged delivery was processed.
 //
-// TERN_SOAK=long runs the long mode (BENCHMARKS.md); TERN_SOAK_SEED fixes
-// the fault schedule.
+// TERN_SOAK=long runs the long mode (BENCHMARKS.md); TERN_SOAK_SEED seeds
+// the fault choices (their timing still varies from run to run).
 func TestSoak(t *testing.T) {
 	mode := os.Getenv("TERN_SOAK")
 	if mode == "" {
