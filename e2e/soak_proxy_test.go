@@ -68,11 +68,23 @@ func (p *ddlProxy) Sends() map[string][]ddlOutcome {
 	return out
 }
 
-// isDDL reports whether a query is a schema change the soak counts: the
-// soak's applies are ALTERs; planning's shadow schemas see only CREATE and
-// DROP.
-func isDDL(q string) bool {
-	return strings.HasPrefix(strings.ToUpper(strings.TrimSpace(q)), "ALTER TABLE")
+// ddlText returns the schema change a query makes, without the leading
+// comment tern tags it with (`/* tern apply=N task=M */`), or "" when it
+// is not one the soak counts: the soak's applies are ALTERs; planning's
+// shadow schemas see only CREATE and DROP.
+func ddlText(q string) string {
+	q = strings.TrimSpace(q)
+	for strings.HasPrefix(q, "/*") {
+		end := strings.Index(q, "*/")
+		if end < 0 {
+			return ""
+		}
+		q = strings.TrimSpace(q[end+2:])
+	}
+	if !strings.HasPrefix(strings.ToUpper(q), "ALTER TABLE") {
+		return ""
+	}
+	return q
 }
 
 // serve pipes one client connection to the server, watching both ways.
@@ -102,10 +114,12 @@ func (p *ddlProxy) serve(client net.Conn) {
 	go func() {
 		// client -> server: a command is a packet with sequence id 0.
 		_ = pipePackets(server, client, func(seq byte, payload []byte) {
-			if seq == 0 && len(payload) > 1 && payload[0] == 0x03 && isDDL(string(payload[1:])) {
-				mu.Lock()
-				pending = strings.TrimSpace(string(payload[1:]))
-				mu.Unlock()
+			if seq == 0 && len(payload) > 1 && payload[0] == 0x03 {
+				if q := ddlText(string(payload[1:])); q != "" {
+					mu.Lock()
+					pending = q
+					mu.Unlock()
+				}
 			}
 		})
 		server.Close()

@@ -355,7 +355,7 @@ func (s *soak) faultLoop(ctx context.Context) {
 		case 0:
 			s.killServer()
 		case 1:
-			s.killConnections("target", `DB LIKE 'tern_test_e2e_soak%' AND COMMAND = 'Query' AND INFO LIKE 'ALTER%'`)
+			s.killConnections("target", `DB LIKE 'tern_test_e2e_soak%' AND COMMAND = 'Query' AND INFO LIKE '%ALTER TABLE%'`)
 		case 2:
 			s.killConnections("ledger", fmt.Sprintf("DB = '%s' AND ID <> CONNECTION_ID()", s.storeDB))
 		case 3:
