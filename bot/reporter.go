@@ -97,8 +97,10 @@ func (b *Bot) reportRound(ctx context.Context, id int64, force bool) (*store.App
 	if err != nil {
 		return nil, err
 	}
-	if dropped, err := b.dropReport(ctx, cur); dropped || err != nil { // installation.go
-		return err
+	if dropped, err := b.dropReport(ctx, cur); err != nil { // installation.go
+		return nil, err
+	} else if dropped {
+		return b.st.Apply(ctx, id) // as dropReport left it
 	}
 	tasks, err := b.st.Tasks(ctx, cur.ID)
 	if err != nil {
