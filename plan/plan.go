@@ -67,6 +67,9 @@ type Statement struct {
 	Kind    string `json:"kind"`
 	DDL     string `json:"ddl"`
 	Instant bool   `json:"instant"`
+	// Cost says how the target runs the statement (Planner.Cost); nil
+	// until it is judged.
+	Cost *Cost `json:"cost,omitempty"`
 }
 
 // Plan is the result of planning one database against one live schema.

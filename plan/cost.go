@@ -1,0 +1,528 @@
+package plan
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Algorithms a statement can run with. They are the values of MySQL's and
+// MariaDB's ALTER TABLE ... ALGORITHM= clause, plus ONLINE for engines
+// that copy rows in the background (PlanetScale deploy requests).
+const (
+	AlgorithmInstant = "INSTANT"
+	AlgorithmInplace = "INPLACE"
+	AlgorithmCopy    = "COPY"
+	AlgorithmOnline  = "ONLINE"
+)
+
+// Locks a statement holds while it runs: the values of the LOCK= clause.
+// NONE lets reads and writes go on; SHARED lets reads go on and makes
+// writes wait; EXCLUSIVE makes both wait.
+const (
+	LockNone      = "NONE"
+	LockShared    = "SHARED"
+	LockExclusive = "EXCLUSIVE"
+)
+
+// Where a Cost's algorithm and lock come from.
+const (
+	// SourceServer: the target's server (or one of the same version) was
+	// asked, in a shadow copy of the table, and accepted exactly this.
+	SourceServer = "server"
+	// SourceRules: the documented rules of the server's version (asking was
+	// impossible: another server holds the shadow, or the copy refused the
+	// statement for a reason unrelated to the algorithm).
+	SourceRules = "rules"
+	// SourceEngine: the target's engine decides (PlanetScale deploy
+	// requests copy rows online and never block writes).
+	SourceEngine = "engine"
+)
+
+// SeverityBlocking findings are statements that block writes to a large
+// table: applying needs --allow-blocking.
+const SeverityBlocking = "blocking"
+
+// DefaultMaxBlockingRows is the default of CostOptions.MaxBlockingRows.
+const DefaultMaxBlockingRows = 1_000_000
+
+// Cost says how the target will run one statement, and what it touches.
+type Cost struct {
+	// Algorithm is INSTANT, INPLACE, COPY or ONLINE. A CREATE TABLE or
+	// DROP TABLE copies no rows and is INSTANT.
+	Algorithm string `json:"algorithm"`
+	// Lock is NONE, SHARED or EXCLUSIVE: what other sessions may do to the
+	// table while the statement runs (every statement also takes a short
+	// exclusive metadata lock at its start and end).
+	Lock string `json:"lock"`
+	// RowsEstimate and BytesEstimate are the table's rows and data plus
+	// index size from information_schema.TABLES: estimates (InnoDB samples
+	// them). Zero for a table that does not exist yet.
+	RowsEstimate  int64 `json:"rows_estimate"`
+	BytesEstimate int64 `json:"bytes_estimate"`
+	// Duration is an expected duration band for a statement that reads
+	// the whole table ("~1-5 min"); empty for the others.
+	Duration string `json:"duration_estimate,omitempty"`
+	// Source says who decided Algorithm and Lock: server, rules or engine.
+	Source string `json:"source"`
+	// Reason is the server's (or the rule's) reason why a cheaper
+	// algorithm or lock is impossible, when there is one.
+	Reason string `json:"reason,omitempty"`
+	// Blocking is true when the statement blocks writes to a table over
+	// the target's max_blocking_rows: applying needs --allow-blocking.
+	Blocking bool `json:"blocking,omitempty"`
+}
+
+// Locks reports whether the statement makes writes wait while it runs.
+func (c *Cost) Locks() bool { return c.Lock == LockShared || c.Lock == LockExclusive }
+
+// Clause is the ALGORITHM/LOCK clause that holds a server to this cost:
+// ", ALGORITHM=INSTANT" or ", ALGORITHM=INPLACE, LOCK=NONE". It is empty
+// when the algorithm is not one the server knows (ONLINE, unset).
+func (c *Cost) Clause() string {
+	return Clause(c.Algorithm, c.Lock)
+}
+
+// Clause renders the ALGORITHM/LOCK clause of an ALTER TABLE for algorithm
+// and lock; "" when algorithm is not INSTANT, INPLACE or COPY.
+func Clause(algorithm, lock string) string {
+	switch algorithm {
+	case AlgorithmInstant:
+		return ", ALGORITHM=INSTANT"
+	case AlgorithmInplace, AlgorithmCopy:
+		if lock == "" {
+			return ", ALGORITHM=" + algorithm
+		}
+		return ", ALGORITHM=" + algorithm + ", LOCK=" + lock
+	}
+	return ""
+}
+
+// CostOptions are the target's settings that judge costs.
+type CostOptions struct {
+	// MaxBlockingRows: a statement that makes writes wait on a table with
+	// more rows than this is blocking and needs --allow-blocking. 0 means
+	// every statement that makes writes wait is blocking.
+	MaxBlockingRows int64
+	// Online is true when the target's engine changes tables without
+	// blocking writes whatever the statement (PlanetScale deploy requests):
+	// every ALTER is ONLINE with no lock.
+	Online bool
+}
+
+// Blocking returns the findings that need --allow-blocking.
+func (p *Plan) Blocking() []Finding {
+	var out []Finding
+	for _, f := range p.Findings {
+		if f.Severity == SeverityBlocking {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Cost fills in the cost of each of pl's statements and adds a blocking
+// finding for each statement that blocks writes to a table over
+// opts.MaxBlockingRows. live is the pool on the live schema; shadow the
+// pool on the shadow server. When the shadow server runs the same version
+// as the live one, each ALTER is tried in a shadow copy of its table with
+// ever weaker ALGORITHM/LOCK clauses (INSTANT; INPLACE with LOCK=NONE,
+// SHARED, EXCLUSIVE; COPY with SHARED, EXCLUSIVE): the server refuses a
+// clause it cannot honour without changing anything, so the first it
+// accepts is how it runs the statement. Otherwise the documented rules of
+// the live server's version decide. The shadow copy is dropped before Cost
+// returns.
+func (p *Planner) Cost(ctx context.Context, pl *Plan, live, shadow *sql.DB, opts CostOptions) error {
+	if pl == nil || !pl.HasChanges() {
+		return nil
+	}
+	sizes, err := tableSizes(ctx, live)
+	if err != nil {
+		return err
+	}
+	var liveVersion, shadowVersion string
+	if err := live.QueryRowContext(ctx, "SELECT VERSION()").Scan(&liveVersion); err != nil {
+		return fmt.Errorf("cost: read the live server's version: %w", err)
+	}
+	srv := parseServer(liveVersion)
+	costs := make([]*Cost, len(pl.Statements))
+	switch {
+	case opts.Online:
+		for i, s := range pl.Statements {
+			c := &Cost{Algorithm: AlgorithmOnline, Lock: LockNone, Source: SourceEngine}
+			if s.Kind != KindAlter {
+				c.Algorithm = AlgorithmInstant
+			}
+			costs[i] = c
+		}
+	default:
+		if shadow != nil {
+			if err := shadow.QueryRowContext(ctx, "SELECT VERSION()").Scan(&shadowVersion); err != nil {
+				return fmt.Errorf("cost: read the shadow server's version: %w", err)
+			}
+		}
+		defs, err := p.costDefs(ctx, live, pl.Statements)
+		if err != nil {
+			return err
+		}
+		if shadow != nil && shadowVersion == liveVersion {
+			costs, err = p.askServer(ctx, shadow, pl.Statements, defs)
+			if err != nil {
+				return err
+			}
+		}
+		for i, s := range pl.Statements {
+			if costs[i] == nil {
+				costs[i] = ruleCost(srv, s, defs[s.Table])
+			}
+		}
+	}
+	for i := range pl.Statements {
+		c := costs[i]
+		st := &pl.Statements[i]
+		if sz, ok := sizes[st.Table]; ok && st.Kind != KindCreate {
+			c.RowsEstimate, c.BytesEstimate = sz.rows, sz.bytes
+		}
+		if st.Kind == KindAlter && c.Algorithm != AlgorithmInstant && c.Algorithm != AlgorithmOnline {
+			c.Duration = durationBand(c.RowsEstimate, c.BytesEstimate)
+		}
+		if st.Kind == KindAlter && c.Locks() && (opts.MaxBlockingRows <= 0 || c.RowsEstimate > opts.MaxBlockingRows) {
+			c.Blocking = true
+			pl.Findings = append(pl.Findings, Finding{Severity: SeverityBlocking, Table: st.Table, Statement: i,
+				Message: blockingMessage(c, opts.MaxBlockingRows)})
+		}
+		st.Cost = c
+	}
+	return nil
+}
+
+func blockingMessage(c *Cost, max int64) string {
+	waits := "writes to the table wait"
+	if c.Lock == LockExclusive {
+		waits = "reads and writes of the table wait"
+	}
+	msg := fmt.Sprintf("runs as ALGORITHM=%s, LOCK=%s on ~%s rows (~%s, estimates): %s until it ends", c.Algorithm, c.Lock,
+		Count(c.RowsEstimate), Bytes(c.BytesEstimate), waits)
+	if c.Duration != "" {
+		msg += " (" + c.Duration + ")"
+	}
+	if max > 0 {
+		msg += fmt.Sprintf("; the target allows a blocking change on at most %s rows", Count(max))
+	} else {
+		msg += "; the target allows no blocking change"
+	}
+	return msg
+}
+
+type tableSize struct{ rows, bytes int64 }
+
+// tableSizes reads the estimated rows and bytes of each table of the live
+// schema from information_schema.TABLES.
+func tableSizes(ctx context.Context, live *sql.DB) (map[string]tableSize, error) {
+	rows, err := live.QueryContext(ctx, `SELECT TABLE_NAME, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0)
+ FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'`)
+	if err != nil {
+		return nil, fmt.Errorf("cost: read table sizes: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]tableSize{}
+	for rows.Next() {
+		var name string
+		var sz tableSize
+		if err := rows.Scan(&name, &sz.rows, &sz.bytes); err != nil {
+			return nil, fmt.Errorf("cost: read table sizes: %w", err)
+		}
+		out[name] = sz
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cost: read table sizes: %w", err)
+	}
+	return out, nil
+}
+
+var referencesRE = regexp.MustCompile("(?i)REFERENCES\\s+`((?:[^`]|``)+)`")
+
+// costDefs reads the live definitions of the tables the statements alter
+// or drop, and of the tables their foreign keys reference, so that a
+// shadow copy checks what the live server checks.
+func (p *Planner) costDefs(ctx context.Context, live *sql.DB, stmts []Statement) (map[string]string, error) {
+	want := map[string]bool{}
+	for _, s := range stmts {
+		if s.Kind != KindCreate {
+			want[s.Table] = true
+		}
+		for _, m := range referencesRE.FindAllStringSubmatch(s.DDL, -1) {
+			want[strings.ReplaceAll(m[1], "``", "`")] = true
+		}
+	}
+	sizes, err := tableSizes(ctx, live)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for n := range want {
+		if _, ok := sizes[n]; ok {
+			names = append(names, n)
+		}
+	}
+	defs, err := showCreateTables(ctx, live, "", names, p.conns())
+	if err != nil {
+		return nil, fmt.Errorf("cost: %w", err)
+	}
+	// One more level: the parents of the copied tables.
+	var more []string
+	for _, d := range defs {
+		for _, m := range referencesRE.FindAllStringSubmatch(d, -1) {
+			n := strings.ReplaceAll(m[1], "``", "`")
+			if _, have := defs[n]; !have {
+				if _, ok := sizes[n]; ok && !contains(more, n) {
+					more = append(more, n)
+				}
+			}
+		}
+	}
+	if len(more) > 0 {
+		extra, err := showCreateTables(ctx, live, "", more, p.conns())
+		if err != nil {
+			return nil, fmt.Errorf("cost: %w", err)
+		}
+		for k, v := range extra {
+			defs[k] = v
+		}
+	}
+	return defs, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// probes are the clauses tried, cheapest first.
+var probes = []struct{ algorithm, lock string }{
+	{AlgorithmInstant, ""},
+	{AlgorithmInplace, LockNone},
+	{AlgorithmInplace, LockShared},
+	{AlgorithmInplace, LockExclusive},
+	{AlgorithmCopy, LockShared},
+	{AlgorithmCopy, LockExclusive},
+}
+
+// askServer copies the live tables defs into a fresh shadow schema and
+// runs the statements there in order, each ALTER with the cheapest
+// ALGORITHM/LOCK clause the server accepts. A statement the copy refuses
+// for another reason gets a nil cost (the rules decide it).
+func (p *Planner) askServer(ctx context.Context, shadow *sql.DB, stmts []Statement, defs map[string]string) (_ []*Cost, err error) {
+	costs := make([]*Cost, len(stmts))
+	name, err := shadowName(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := shadow.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(name)); err != nil {
+		return nil, fmt.Errorf("cost: create shadow schema %s: %w", name, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if _, derr := shadow.ExecContext(dctx, "DROP DATABASE IF EXISTS "+quoteIdent(name)); derr != nil {
+			p.logger().Error("drop shadow schema", "schema", name, "err", derr)
+			if err == nil {
+				err = fmt.Errorf("cost: drop shadow schema %s: %w", name, derr)
+			}
+		}
+	}()
+	conn, err := shadow.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cost: %w", err)
+	}
+	defer func() {
+		// The connection carries USE and session settings: discard it.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		conn.Close()
+	}()
+	exec := func(q string) error { _, err := conn.ExecContext(ctx, q); return err }
+	if err := exec("USE " + quoteIdent(name)); err != nil {
+		return nil, fmt.Errorf("cost: %w", err)
+	}
+	if err := exec("SET SESSION foreign_key_checks = 0"); err != nil {
+		return nil, fmt.Errorf("cost: %w", err)
+	}
+	for _, t := range sortedKeys(defs) {
+		if err := exec(defs[t]); err != nil {
+			return nil, fmt.Errorf("cost: copy table %s into the shadow: %w", t, err)
+		}
+	}
+	// The apply runs with foreign key checks on, and they change what the
+	// server can do in place (adding a foreign key).
+	if err := exec("SET SESSION foreign_key_checks = 1"); err != nil {
+		return nil, fmt.Errorf("cost: %w", err)
+	}
+	for i, s := range stmts {
+		ddl := strings.TrimRight(strings.TrimSpace(s.DDL), "; \t\r\n")
+		if s.Kind != KindAlter {
+			if err := exec(ddl); err != nil && !isServerError(err) {
+				return nil, fmt.Errorf("cost: %w", err)
+			}
+			costs[i] = &Cost{Algorithm: AlgorithmInstant, Lock: LockNone, Source: SourceServer}
+			continue
+		}
+		var reason string
+		for _, pr := range probes {
+			err := exec(ddl + Clause(pr.algorithm, pr.lock))
+			if err == nil {
+				costs[i] = &Cost{Algorithm: pr.algorithm, Lock: pr.lock, Source: SourceServer, Reason: reason}
+				if pr.algorithm == AlgorithmInstant {
+					costs[i].Lock = LockNone
+				}
+				break
+			}
+			if why, ok := RefusedAlgorithm(err); ok {
+				if reason == "" {
+					reason = why
+				}
+				continue
+			}
+			if !isServerError(err) {
+				return nil, fmt.Errorf("cost: %w", err)
+			}
+			p.logger().Info("cost: the shadow copy refused a statement; the rules decide its cost", "table", s.Table, "err", err)
+			break
+		}
+	}
+	return costs, nil
+}
+
+// Server errors that refuse an ALGORITHM or LOCK clause without changing
+// anything: ER_ALTER_OPERATION_NOT_SUPPORTED and
+// ER_ALTER_OPERATION_NOT_SUPPORTED_REASON, on MySQL and MariaDB alike.
+const (
+	errAlterNotSupported       = 1845
+	errAlterNotSupportedReason = 1846
+)
+
+var reasonRE = regexp.MustCompile(`(?i)Reason: (.*?)\. Try `)
+
+// RefusedAlgorithm reports whether err is the server refusing an
+// ALGORITHM/LOCK clause it cannot honour (1845, 1846), and its reason.
+func RefusedAlgorithm(err error) (reason string, ok bool) {
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) || (me.Number != errAlterNotSupported && me.Number != errAlterNotSupportedReason) {
+		return "", false
+	}
+	if m := reasonRE.FindStringSubmatch(me.Message); m != nil {
+		return m[1], true
+	}
+	return strings.TrimSuffix(me.Message, "."), true
+}
+
+// server is the flavour and version of a server, for the rules.
+type server struct {
+	mariadb             bool
+	major, minor, patch int
+}
+
+var fullVersionRE = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)`)
+
+// parseServer reads a VERSION() string such as "8.0.36" or
+// "10.11.6-MariaDB-0+deb12u1".
+func parseServer(v string) server {
+	s := server{mariadb: strings.Contains(strings.ToLower(v), "mariadb")}
+	m := fullVersionRE.FindStringSubmatch(strings.TrimPrefix(v, "5.5.5-"))
+	if m != nil {
+		s.major, _ = strconv.Atoi(m[1])
+		s.minor, _ = strconv.Atoi(m[2])
+		s.patch, _ = strconv.Atoi(m[3])
+	}
+	return s
+}
+
+// atLeast reports whether the server's version is at least major.minor.patch.
+func (s server) atLeast(major, minor, patch int) bool {
+	if s.major != major {
+		return s.major > major
+	}
+	if s.minor != minor {
+		return s.minor > minor
+	}
+	return s.patch >= patch
+}
+
+// durationBand is an expected duration band for a statement that reads
+// and writes the whole table: between a fast (60 MB/s, 300k rows/s) and a
+// slow (8 MB/s, 30k rows/s) pace, whichever of rows and bytes says longer.
+// BENCHMARKS.md has the pace measured here.
+func durationBand(rows, bytes int64) string {
+	if rows <= 0 && bytes <= 0 {
+		return "~instant (empty table)"
+	}
+	fast := max(time.Duration(float64(bytes)/60e6*float64(time.Second)), time.Duration(float64(rows)/300e3*float64(time.Second)))
+	slow := max(time.Duration(float64(bytes)/8e6*float64(time.Second)), time.Duration(float64(rows)/30e3*float64(time.Second)))
+	lo, hi := roughDuration(fast), roughDuration(slow)
+	if lo == hi {
+		return "~" + hi
+	}
+	return "~" + lo + " to " + hi
+}
+
+// roughDuration renders d in one rounded unit: "<1 s", "40 s", "3 min",
+// "2 h".
+func roughDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "<1 s"
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", int(d.Seconds()+0.5))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d.Minutes()+0.5))
+	}
+	return fmt.Sprintf("%d h", int(d.Hours()+0.5))
+}
+
+// Count renders n with thousands separators: 1,234,567.
+func Count(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// Bytes renders n bytes in binary units: "16 KiB", "1.5 GiB".
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	v := float64(n) / float64(div)
+	f := "%.1f %ciB"
+	if v >= 10 {
+		f = "%.0f %ciB"
+	}
+	return fmt.Sprintf(f, v, "KMGTPE"[exp])
+}
