@@ -62,6 +62,8 @@ type Target struct {
 	// AllowedEngines are the storage engines its plans may use (the
 	// target's allowed_engines; none: plan.DefaultEngines).
 	AllowedEngines []string
+	// Cost holds the target's settings that judge a plan's costs.
+	Cost plan.CostOptions
 }
 
 // Targets finds the target of a (repository, database, environment).

@@ -114,6 +114,16 @@ func (b *Bot) checkApply(ctx context.Context, gh *github.Client, pr *prInfo, cmd
 		}
 		return nil, refuse(report.RefuseUnsafe(cmd.Line, db, env, fresh))
 	}
+	if len(fresh.Blocking()) > 0 && !cmd.AllowBlocking {
+		multi := len(run.repo.Databases) > 1
+		if err := b.setCheck(ctx, gh, pr.Repo, pr.HeadSHA, report.UnsafeCheck(db, env, fresh, multi)); err != nil {
+			return nil, err
+		}
+		if err := b.updateAggregate(ctx, gh, pr.Repo, pr.HeadSHA); err != nil {
+			return nil, err
+		}
+		return nil, refuse(report.RefuseBlocking(cmd.Line, db, env, fresh))
+	}
 	return run.stored[key(db, env)], nil
 }
 
@@ -129,7 +139,8 @@ func (b *Bot) queueApply(ctx context.Context, pr *prInfo, cmd *Command, sp *stor
 	if err != nil {
 		return fmt.Errorf("take lock: %w", err)
 	}
-	a, err := b.st.CreateApply(ctx, sp, user, cmd.AllowUnsafe, b.cfg.Recovery.MaxAttempts)
+	a, err := b.st.CreateApplyWith(ctx, sp, store.ApplyRequest{RequestedBy: user, AllowUnsafe: cmd.AllowUnsafe,
+		AllowBlocking: cmd.AllowBlocking, MaxAttempts: b.cfg.Recovery.MaxAttempts})
 	var active *store.ActiveApplyError
 	if errors.As(err, &active) {
 		return refuse(report.RefuseActive(cmd.Line, sp.Database, sp.Environment, active.ApplyID, active.PR, string(active.State)))
@@ -139,7 +150,7 @@ func (b *Bot) queueApply(ctx context.Context, pr *prInfo, cmd *Command, sp *stor
 	}
 	b.log.Info("apply queued", "apply", a.ID, "repo", pr.Repo, "pr", pr.Number, "database", a.Database, "env", a.Environment, "user", user)
 	b.audit(ctx, store.Event{ApplyID: a.ID, Repository: pr.Repo, PR: pr.Number, Actor: user, Action: "apply.requested",
-		Detail: fmt.Sprintf("%s/%s at %s allow_unsafe=%v", a.Database, a.Environment, a.HeadSHA, a.AllowUnsafe)})
+		Detail: fmt.Sprintf("%s/%s at %s allow_unsafe=%v allow_blocking=%v", a.Database, a.Environment, a.HeadSHA, a.AllowUnsafe, a.AllowBlocking)})
 	b.reportHeld(ctx, a)
 	wake(b.wakeApplies)
 	return nil

@@ -13,6 +13,9 @@ type Command struct {
 	Database    string // -d; "" for every database
 	Environment string // -e; "" for every environment
 	AllowUnsafe bool   // --allow-unsafe (apply only)
+	// AllowBlocking is --allow-blocking (apply only): run statements that
+	// block writes to a large table.
+	AllowBlocking bool
 	// Line is the command line as typed, for replies.
 	Line string
 }
@@ -33,7 +36,7 @@ type commandSpec struct {
 
 var commandSpecs = map[string]commandSpec{
 	"plan":   {flags: []string{"d", "e"}},
-	"apply":  {flags: []string{"d", "e", "allow-unsafe"}, needEnv: true},
+	"apply":  {flags: []string{"d", "e", "allow-unsafe", "allow-blocking"}, needEnv: true},
 	"unlock": {flags: []string{"d", "e"}},
 	"retry":  {flags: []string{"d", "e"}, needEnv: true},
 	"cancel": {flags: []string{"d", "e"}, needEnv: true},
@@ -44,7 +47,8 @@ var commandSpecs = map[string]commandSpec{
 var flagAliases = map[string]string{
 	"-d": "d", "--database": "d", "--db": "d",
 	"-e": "e", "--env": "e", "--environment": "e",
-	"--allow-unsafe": "allow-unsafe",
+	"--allow-unsafe":   "allow-unsafe",
+	"--allow-blocking": "allow-blocking",
 }
 
 // ParseCommand reads a comment body. ok is false when the comment is not a
@@ -93,11 +97,12 @@ func ParseCommand(body string) (cmd *Command, ok bool, err error) {
 			return bad("flag %q given twice", flag)
 		}
 		seen[canon] = true
-		if canon == "allow-unsafe" {
+		if canon == "allow-unsafe" || canon == "allow-blocking" {
 			if hasValue {
 				return bad("flag %q takes no value", flag)
 			}
-			cmd.AllowUnsafe = true
+			cmd.AllowUnsafe = cmd.AllowUnsafe || canon == "allow-unsafe"
+			cmd.AllowBlocking = cmd.AllowBlocking || canon == "allow-blocking"
 			continue
 		}
 		if !hasValue {

@@ -159,7 +159,18 @@ func (b *Bot) cmdStatus(ctx context.Context, gh *github.Client, pr *prInfo) erro
 			return fmt.Errorf("read lock: %w", err)
 		}
 	}
-	return b.reply(ctx, gh, pr, report.StatusTable(applies, locks))
+	tasks := map[int64][]store.Task{}
+	for _, a := range applies {
+		if a.State != store.Running {
+			continue
+		}
+		ts, err := b.st.Tasks(ctx, a.ID)
+		if err != nil {
+			return err
+		}
+		tasks[a.ID] = ts
+	}
+	return b.reply(ctx, gh, pr, report.StatusTable(applies, locks, tasks))
 }
 
 // cmdUnlock releases this PR's locks.
@@ -205,7 +216,7 @@ func (b *Bot) cmdRetry(ctx context.Context, gh *github.Client, pr *prInfo, cmd *
 		return err
 	}
 	var fresh []string
-	allowUnsafe := false
+	allowUnsafe, allowBlocking := false, false
 	for _, db := range dbs {
 		a, err := b.st.LatestApply(ctx, pr.Repo, pr.Number, db, cmd.Environment)
 		if errors.Is(err, store.ErrNotFound) {
@@ -231,13 +242,14 @@ func (b *Bot) cmdRetry(ctx context.Context, gh *github.Client, pr *prInfo, cmd *
 		case store.Failed, store.Cancelled:
 			fresh = append(fresh, db)
 			allowUnsafe = allowUnsafe || a.AllowUnsafe
+			allowBlocking = allowBlocking || a.AllowBlocking
 		default:
 			return refuse(report.Refusal(cmd.Line, fmt.Sprintf("apply #%d of `%s/%s` is %s: there is nothing to retry.", a.ID, db, cmd.Environment, report.StateWord(a.State)), ""))
 		}
 	}
 	for _, db := range fresh {
 		c := *cmd
-		c.Name, c.Database, c.AllowUnsafe = "apply", db, allowUnsafe
+		c.Name, c.Database, c.AllowUnsafe, c.AllowBlocking = "apply", db, allowUnsafe, allowBlocking
 		if err := b.cmdApply(ctx, gh, pr, &c, user); err != nil {
 			return err
 		}

@@ -32,7 +32,15 @@ func (p targetPlanner) Plan(ctx context.Context, repo, database, env string, d *
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s/%s: %w", database, env, err)
 	}
-	return p.planner.WithEngines(t.AllowedEngines).Plan(ctx, d, live, t.Shadow)
+	planner := p.planner.WithEngines(t.AllowedEngines)
+	pl, err := planner.Plan(ctx, d, live, t.Shadow)
+	if err != nil {
+		return nil, err
+	}
+	if err := planner.Cost(ctx, pl, live, t.Shadow, t.Cost); err != nil {
+		return nil, err
+	}
+	return pl, nil
 }
 
 // planRun is the outcome of planning a PR head.

@@ -229,7 +229,13 @@ func toStored(pr *prInfo, database, env string, d *plan.Desired, p *plan.Plan) *
 		sp.DesiredHash = d.Hash
 	}
 	for _, s := range p.Statements {
-		sp.Statements = append(sp.Statements, store.Statement{Table: s.Table, Kind: s.Kind, DDL: s.DDL, Instant: s.Instant})
+		st := store.Statement{Table: s.Table, Kind: s.Kind, DDL: s.DDL, Instant: s.Instant}
+		if s.Cost != nil {
+			st.Algorithm, st.Lock = s.Cost.Algorithm, s.Cost.Lock
+			b, _ := json.Marshal(s.Cost)
+			st.Cost = string(b)
+		}
+		sp.Statements = append(sp.Statements, st)
 	}
 	sp.Lint, _ = json.Marshal(p.Findings)
 	return sp
@@ -239,7 +245,14 @@ func toStored(pr *prInfo, database, env string, d *plan.Desired, p *plan.Plan) *
 func fromStored(sp *store.Plan) *plan.Plan {
 	p := &plan.Plan{DesiredHash: sp.DesiredHash}
 	for _, s := range sp.Statements {
-		p.Statements = append(p.Statements, plan.Statement{Table: s.Table, Kind: s.Kind, DDL: s.DDL, Instant: s.Instant})
+		st := plan.Statement{Table: s.Table, Kind: s.Kind, DDL: s.DDL, Instant: s.Instant}
+		if s.Cost != "" {
+			var c plan.Cost
+			if json.Unmarshal([]byte(s.Cost), &c) == nil {
+				st.Cost = &c
+			}
+		}
+		p.Statements = append(p.Statements, st)
 	}
 	if len(sp.Lint) > 0 {
 		_ = json.Unmarshal(sp.Lint, &p.Findings)

@@ -124,6 +124,22 @@ type MySQL struct {
 	// ShadowDSN is the server that holds throwaway shadow schemas while
 	// planning. Default: the target's own server.
 	ShadowDSN string `yaml:"shadow_dsn"`
+	// MaxBlockingRows: a statement that makes writes wait (a copy, or a
+	// shared or exclusive lock) on a table with more rows than this needs
+	// --allow-blocking. Default 1,000,000; 0 means every such statement
+	// needs it.
+	MaxBlockingRows *int64 `yaml:"max_blocking_rows"`
+	// ProgressInterval is how often, at most, a long DDL's progress is
+	// recorded and shown on the pull request. Default 30s.
+	ProgressInterval Duration `yaml:"progress_interval"`
+}
+
+// BlockingRows is MaxBlockingRows with its default.
+func (m *MySQL) BlockingRows() int64 {
+	if m.MaxBlockingRows == nil {
+		return 1_000_000
+	}
+	return *m.MaxBlockingRows
 }
 
 // PlanetScale is a target applied through PlanetScale deploy requests.
@@ -474,6 +490,12 @@ func (c *Config) Validate() error {
 			}
 			if m.LockWaitTimeout < 0 || (m.LockWaitTimeout > 0 && m.LockWaitTimeout.D() < time.Second) {
 				bad(p+".mysql.lock_wait_timeout", "must be at least 1s")
+			}
+			if m.MaxBlockingRows != nil && *m.MaxBlockingRows < 0 {
+				bad(p+".mysql.max_blocking_rows", "must be 0 or more")
+			}
+			if m.ProgressInterval < 0 {
+				bad(p+".mysql.progress_interval", "must be 0 or more")
 			}
 		case t.PlanetScale != nil:
 			ps := t.PlanetScale

@@ -48,7 +48,13 @@ func applyComment(a *store.Apply, tasks []store.Task, budget int) string {
 	if a.AllowUnsafe {
 		b.WriteString(" with `--allow-unsafe`")
 	}
+	if a.AllowBlocking {
+		b.WriteString(" with `--allow-blocking`")
+	}
 	b.WriteString(".\n\n")
+	if p := ProgressLine(tasks); p != "" && a.State == store.Running {
+		fmt.Fprintf(&b, "**Now:** %s (the server's estimate).\n\n", p)
+	}
 	if a.State == store.FailedRetryable || a.State == store.Failed {
 		if a.LastError != "" {
 			fmt.Fprintf(&b, "Last error%s: %s\n\n", classSuffix(a.ErrorClass), code(oneLine(a.LastError)))
@@ -130,7 +136,9 @@ func OutcomeComment(a *store.Apply) string {
 }
 
 // StatusTable renders `/tern status`: the PR's applies, newest last.
-func StatusTable(applies []*store.Apply, locks []store.Lock) string {
+// tasks holds the tasks of running applies by apply id (may be nil), to
+// show how far a long DDL has got.
+func StatusTable(applies []*store.Apply, locks []store.Lock, tasks map[int64][]store.Task) string {
 	var b strings.Builder
 	b.WriteString("### tern status\n\n")
 	if len(applies) == 0 {
@@ -141,6 +149,9 @@ func StatusTable(applies []*store.Apply, locks []store.Lock) string {
 			state := StateWord(a.State)
 			if a.State == store.FailedRetryable {
 				state += " next ~" + a.NextAttemptAt.UTC().Format("15:04") + " UTC"
+			}
+			if p := ProgressLine(tasks[a.ID]); p != "" && a.State == store.Running {
+				state += ": " + p
 			}
 			fmt.Fprintf(&b, "| #%d | %s | %s | %s | %d/%d | %s | %s |\n", a.ID, a.Database, a.Environment, state,
 				a.Attempt, a.MaxAttempts, code(short(a.HeadSHA)), clip(oneLine(a.LastError), 200))

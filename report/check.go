@@ -75,18 +75,24 @@ func PlanCheck(r PlanResult, waitingFor string, multiDB bool) Check {
 		c.Summary = fmt.Sprintf("%s to apply once %s is applied with this schema.", plural(n, "statement"), code(waitingFor))
 	} else {
 		c.Title = fmt.Sprintf("Awaiting apply: %s", plural(n, "statement"))
-		c.Summary = fmt.Sprintf("Comment %s to apply.", code(ApplyCommand(r.Database, r.Environment, multiDB, len(r.Plan.Unsafe()) > 0)))
+		c.Summary = fmt.Sprintf("Comment %s to apply.", code(ApplyCommandFor(r.Database, r.Environment, multiDB, r.Plan)))
 	}
 	c.Text = planText(r.Plan)
 	return finish(c)
 }
 
-// UnsafeCheck renders the check run of a plan refused for unsafe changes.
+// UnsafeCheck renders the check run of a plan refused for unsafe changes
+// or for statements that block writes to a large table.
 func UnsafeCheck(db, env string, p *plan.Plan, multiDB bool) Check {
 	c := Check{Name: CheckName(db, env), Status: StatusCompleted, Conclusion: ConclusionActionRequired}
-	c.Title = fmt.Sprintf("Unsafe changes: %s", plural(len(p.Unsafe()), "finding"))
-	c.Summary = "Applying needs `--allow-unsafe`:\n\n" + renderFindings(p.Unsafe()) + "\nComment " +
-		code(ApplyCommand(db, env, multiDB, true)) + " if you mean it."
+	c.Title = fmt.Sprintf("Unsafe changes: %s", plural(len(p.Unsafe())+len(p.Blocking()), "finding"))
+	if len(p.Unsafe()) > 0 {
+		c.Summary = "Applying needs `--allow-unsafe`:\n\n" + renderFindings(p.Unsafe()) + "\n"
+	}
+	if len(p.Blocking()) > 0 {
+		c.Summary += "Applying needs `--allow-blocking`:\n\n" + renderFindings(p.Blocking()) + "\n"
+	}
+	c.Summary += "Comment " + code(ApplyCommandFor(db, env, multiDB, p)) + " if you mean it."
 	c.Text = planText(p)
 	return finish(c)
 }
@@ -97,7 +103,10 @@ func planText(p *plan.Plan) string {
 		stmts[i] = s.DDL
 	}
 	var b strings.Builder
-	b.WriteString(sqlBlock(plural(len(stmts), "statement"), stmts, MaxCheckOutput-2000))
+	b.WriteString(sqlBlock(plural(len(stmts), "statement"), stmts, MaxCheckOutput-12000))
+	if t := costTable(p.Statements); t != "" {
+		b.WriteString("\n" + t)
+	}
 	if len(p.Findings) > 0 {
 		b.WriteString("\n" + renderFindings(p.Findings))
 	}
@@ -116,10 +125,16 @@ func ApplyCheck(a *store.Apply, tasks []store.Task) Check {
 	case store.Running:
 		c.Status = StatusInProgress
 		c.Title = "Applying: " + progress
+		if p := ProgressLine(tasks); p != "" {
+			c.Title = "Applying: " + p + " (" + progress + ")"
+		}
 		if a.Attempt > 1 {
 			c.Title += fmt.Sprintf(" (attempt %d/%d)", a.Attempt, a.MaxAttempts)
 		}
 		c.Summary = fmt.Sprintf("Apply #%d is running.", a.ID)
+		if p := ProgressLine(tasks); p != "" {
+			c.Summary += " Now " + p + " (the server's estimate)."
+		}
 	case store.FailedRetryable:
 		c.Status = StatusInProgress
 		// CONTRACT §5: the attempt, the next retry time and the last error.

@@ -81,6 +81,9 @@ func renderPlanComment(c PlanComment, budget int) string {
 		b.WriteString("**Plan:** " + SummaryLine(r.Plan) + "\n\n")
 		b.WriteString(sqlBlock(plural(len(stmts), "statement"), stmts, budget))
 		b.WriteString("\n")
+		if t := costTable(r.Plan.Statements); t != "" {
+			b.WriteString(t + "\n")
+		}
 		if len(r.Plan.Findings) > 0 {
 			b.WriteString(renderFindings(r.Plan.Findings))
 			b.WriteString("\n")
@@ -95,13 +98,13 @@ func renderPlanComment(c PlanComment, budget int) string {
 // renderFindings renders lint findings as a list, errors first.
 func renderFindings(fs []plan.Finding) string {
 	var b strings.Builder
-	for _, sev := range []string{plan.SeverityError, plan.SeverityWarning} {
+	for _, sev := range []string{plan.SeverityError, plan.SeverityBlocking, plan.SeverityWarning} {
 		for _, f := range fs {
 			if f.Severity != sev {
 				continue
 			}
 			label := "⚠️ " + FindingWord(sev)
-			if sev == plan.SeverityError {
+			if sev == plan.SeverityError || sev == plan.SeverityBlocking {
 				label = "⛔ " + FindingWord(sev)
 			}
 			fmt.Fprintf(&b, "- %s: %s: %s%s\n", label, code(subject(f)), oneLine(f.Message), checkSuffix(f))
@@ -144,12 +147,15 @@ func NextCommands(results []PlanResult, multiDB bool) map[string]string {
 		if r.Err != "" || r.Plan == nil || !r.Plan.HasChanges() {
 			continue
 		}
-		cmd := ApplyCommand(r.Database, r.Environment, multiDB, len(r.Plan.Unsafe()) > 0)
+		cmd := ApplyCommandFor(r.Database, r.Environment, multiDB, r.Plan)
 		if !ready[r.Database] {
 			ready[r.Database] = true
 			line := "**Next:** comment " + code(cmd) + " to apply."
 			if len(r.Plan.Unsafe()) > 0 {
 				line += " These changes are unsafe (see above): `--allow-unsafe` says you mean it."
+			}
+			if len(r.Plan.Blocking()) > 0 {
+				line += " Some statements block writes to a large table (see above): `--allow-blocking` says you accept that."
 			}
 			out[key] = line
 			continue
@@ -189,6 +195,9 @@ type PlanCounts struct {
 	Drop       int `json:"drop"`
 	Unsafe     int `json:"unsafe"`
 	Warnings   int `json:"warnings"`
+	// Blocking counts the statements that block writes to a large table
+	// (applying needs --allow-blocking).
+	Blocking int `json:"blocking"`
 }
 
 // CountPlan counts p's statements and findings.
@@ -209,9 +218,12 @@ func CountPlan(p *plan.Plan) PlanCounts {
 		}
 	}
 	for _, f := range p.Findings {
-		if f.Severity == plan.SeverityError {
+		switch f.Severity {
+		case plan.SeverityError:
 			c.Unsafe++
-		} else {
+		case plan.SeverityBlocking:
+			c.Blocking++
+		default:
 			c.Warnings++
 		}
 	}
@@ -227,15 +239,21 @@ func SummaryLine(p *plan.Plan) string {
 	if c.Warnings > 0 {
 		s += ", " + plural(c.Warnings, "warning")
 	}
+	if c.Blocking > 0 {
+		s += fmt.Sprintf(", %d blocking writes", c.Blocking)
+	}
 	return s
 }
 
 // FindingWord is the word a finding of severity sev is shown with,
 // everywhere tern shows one: "unsafe" (applying needs --allow-unsafe) or
-// "warning".
+// "warning", or "blocking" (applying needs --allow-blocking).
 func FindingWord(sev string) string {
-	if sev == plan.SeverityError {
+	switch sev {
+	case plan.SeverityError:
 		return "unsafe"
+	case plan.SeverityBlocking:
+		return "blocking"
 	}
 	return "warning"
 }

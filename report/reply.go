@@ -10,7 +10,8 @@ import (
 // Usage lists the commands, one per line.
 const Usage = "```\n" +
 	"/tern plan [-d DB] [-e ENV]                    plan every database and environment, or the ones named\n" +
-	"/tern apply -e ENV [-d DB] [--allow-unsafe]    apply this PR's plan to ENV (write access)\n" +
+	"/tern apply -e ENV [-d DB] [--allow-unsafe] [--allow-blocking]\n" +
+	"                                               apply this PR's plan to ENV (write access)\n" +
 	"/tern unlock [-d DB] [-e ENV]                  release this PR's locks (write access)\n" +
 	"/tern retry -e ENV [-d DB]                     retry a failed apply now (write access)\n" +
 	"/tern cancel -e ENV [-d DB]                    stop a pending or retrying apply (write access)\n" +

@@ -89,7 +89,7 @@ func TestGolden(t *testing.T) {
 		{"outcome_applied", OutcomeComment(applyIn(store.Completed, 3, ""))},
 		{"outcome_failed", OutcomeComment(applyIn(store.Failed, 5, "Error 1205: Lock wait timeout exceeded"))},
 		{"status", StatusTable([]*store.Apply{applyIn(store.Completed, 1, ""), applyIn(store.FailedRetryable, 2, "Error 1205: Lock wait timeout exceeded")},
-			[]store.Lock{{Repository: "acme/shop", Database: "shop", Environment: "staging", PR: 3}})},
+			[]store.Lock{{Repository: "acme/shop", Database: "shop", Environment: "staging", PR: 3}}, nil)},
 		{"help", Help()},
 		{"bad_command", BadCommand("/tern aply -e staging", `unknown command "aply"`)},
 		{"refuse_permission", RefusePermission("/tern apply -e staging", "mallory", "read")},

@@ -76,7 +76,7 @@ func micros(d time.Duration) int64 { return d.Microseconds() }
 const applyCols = `id, plan_id, repository, pr, head_sha, installation_id, database_name, environment,
  desired_hash, state, attempt, max_attempts, rescues, next_attempt_at, lease_owner, lease_token,
  lease_expires_at, last_error, error_class, requested_by, allow_unsafe, engine_state, version,
- reported_version, created_at, updated_at, finished_at`
+ reported_version, created_at, updated_at, finished_at, allow_blocking`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -88,7 +88,7 @@ func scanApply(r rowScanner, extra ...any) (*Apply, error) {
 	dest := []any{&a.ID, &a.PlanID, &a.Repository, &a.PR, &a.HeadSHA, &a.InstallationID, &a.Database,
 		&a.Environment, &a.DesiredHash, &a.State, &a.Attempt, &a.MaxAttempts, &a.Rescues, &a.NextAttemptAt,
 		&a.LeaseOwner, &a.LeaseToken, &lease, &a.LastError, &a.ErrorClass, &a.RequestedBy, &a.AllowUnsafe,
-		&engineState, &a.Version, &a.ReportedVersion, &a.CreatedAt, &a.UpdatedAt, &finished}
+		&engineState, &a.Version, &a.ReportedVersion, &a.CreatedAt, &a.UpdatedAt, &finished, &a.AllowBlocking}
 	if err := r.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}

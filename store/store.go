@@ -206,6 +206,20 @@ func (s *Store) LatestPlan(ctx context.Context, repo string, pr int, database, e
 // task per statement, in one transaction. It returns *ActiveApplyError when
 // the target already has an active apply (enforced by a unique index).
 func (s *Store) CreateApply(ctx context.Context, plan *Plan, requestedBy string, allowUnsafe bool, maxAttempts int) (*Apply, error) {
+	return s.CreateApplyWith(ctx, plan, ApplyRequest{RequestedBy: requestedBy, AllowUnsafe: allowUnsafe, MaxAttempts: maxAttempts})
+}
+
+// ApplyRequest is who asked for an apply and with which flags.
+type ApplyRequest struct {
+	RequestedBy   string
+	AllowUnsafe   bool
+	AllowBlocking bool
+	MaxAttempts   int
+}
+
+// CreateApplyWith is CreateApply with every flag of the request.
+func (s *Store) CreateApplyWith(ctx context.Context, plan *Plan, req ApplyRequest) (*Apply, error) {
+	requestedBy, allowUnsafe, maxAttempts := req.RequestedBy, req.AllowUnsafe, req.MaxAttempts
 	if plan.ID == 0 {
 		return nil, errors.New("create apply: the plan is not saved")
 	}
@@ -220,11 +234,11 @@ func (s *Store) CreateApply(ctx context.Context, plan *Plan, requestedBy string,
 			res, err := tx.ExecContext(ctx, `INSERT INTO tern_applies (plan_id, repository, pr, head_sha,
  installation_id, database_name, environment, desired_hash, state, attempt, max_attempts, rescues,
  next_attempt_at, lease_owner, lease_token, lease_expires_at, last_error, error_class, requested_by,
- allow_unsafe, engine_state, version, reported_version, created_at, updated_at)
+ allow_unsafe, engine_state, version, reported_version, created_at, updated_at, allow_blocking)
  VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, 0, UTC_TIMESTAMP(6), '', '', NULL, '', '', ?, ?, '{}', 1, 0,
- UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))`,
+ UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?)`,
 				plan.ID, plan.Repository, plan.PR, plan.HeadSHA, plan.InstallationID, plan.Database,
-				plan.Environment, plan.DesiredHash, maxAttempts, requestedBy, allowUnsafe)
+				plan.Environment, plan.DesiredHash, maxAttempts, requestedBy, allowUnsafe, req.AllowBlocking)
 			if err != nil {
 				return err
 			}
@@ -234,16 +248,16 @@ func (s *Store) CreateApply(ctx context.Context, plan *Plan, requestedBy string,
 			}
 			if len(plan.Statements) > 0 {
 				var sb strings.Builder
-				args := make([]any, 0, 6*len(plan.Statements))
+				args := make([]any, 0, 8*len(plan.Statements))
 				for i, st := range plan.Statements {
 					if i > 0 {
 						sb.WriteString(", ")
 					}
-					sb.WriteString("(?, ?, ?, ?, ?, ?, 'pending', 0, '', '', 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))")
-					args = append(args, id, i+1, st.DDL, st.Table, st.Kind, st.Instant)
+					sb.WriteString("(?, ?, ?, ?, ?, ?, 'pending', 0, '', '', 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?, ?)")
+					args = append(args, id, i+1, st.DDL, st.Table, st.Kind, st.Instant, st.Algorithm, st.Lock)
 				}
 				if _, err := tx.ExecContext(ctx, `INSERT INTO tern_tasks (apply_id, seq, statement, table_name,
- kind, instant, state, attempt, last_error, error_class, skipped, created_at, updated_at) VALUES `+sb.String(), args...); err != nil {
+ kind, instant, state, attempt, last_error, error_class, skipped, created_at, updated_at, algorithm, lock_mode) VALUES `+sb.String(), args...); err != nil {
 					return err
 				}
 			}
@@ -284,7 +298,8 @@ func (s *Store) Apply(ctx context.Context, id int64) (*Apply, error) {
 // Tasks returns an apply's tasks in order.
 func (s *Store) Tasks(ctx context.Context, applyID int64) ([]Task, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, apply_id, seq, table_name, kind, statement, instant, state,
- attempt, last_error, error_class, skipped, started_at, finished_at FROM tern_tasks WHERE apply_id = ? ORDER BY seq`, applyID)
+ attempt, last_error, error_class, skipped, started_at, finished_at, algorithm, lock_mode, progress_stage,
+ progress_percent, progress_remaining_s, progress_at FROM tern_tasks WHERE apply_id = ? ORDER BY seq`, applyID)
 	if err != nil {
 		return nil, fmt.Errorf("tasks of apply %d: %w", applyID, err)
 	}
@@ -292,12 +307,17 @@ func (s *Store) Tasks(ctx context.Context, applyID int64) ([]Task, error) {
 	var out []Task
 	for rows.Next() {
 		var t Task
-		var started, finished sql.NullTime
+		var started, finished, progressAt sql.NullTime
+		var percent sql.NullFloat64
+		var remaining sql.NullInt64
 		if err := rows.Scan(&t.ID, &t.ApplyID, &t.Seq, &t.Table, &t.Kind, &t.DDL, &t.Instant, &t.State,
-			&t.Attempt, &t.LastError, &t.ErrorClass, &t.Skipped, &started, &finished); err != nil {
+			&t.Attempt, &t.LastError, &t.ErrorClass, &t.Skipped, &started, &finished, &t.Algorithm, &t.Lock,
+			&t.Progress.Stage, &percent, &remaining, &progressAt); err != nil {
 			return nil, fmt.Errorf("tasks of apply %d: %w", applyID, err)
 		}
 		t.StartedAt, t.FinishedAt = started.Time, finished.Time
+		t.Progress.Percent, t.Progress.At = percent.Float64, progressAt.Time
+		t.Progress.Remaining = time.Duration(remaining.Int64) * time.Second
 		out = append(out, t)
 	}
 	if err := rows.Err(); err != nil {
@@ -696,6 +716,37 @@ func (s *Store) FailTask(ctx context.Context, a *Apply, seq int, to State, class
 	}
 	return s.taskMove(ctx, "fail task of apply", a, seq, to, class+": "+msg,
 		"error_class = ?, last_error = ?", class, msg)
+}
+
+// SetTaskProgress records how far running task seq of a has got and
+// bumps the apply's version, so that the next report shows it. Fenced on
+// a's lease; a task that is no longer running is left as it is.
+func (s *Store) SetTaskProgress(ctx context.Context, a *Apply, seq int, p Progress) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := fenceRunning(ctx, tx, "set task progress of apply", a, true, ""); err != nil {
+			return err
+		}
+		var remaining sql.NullInt64
+		if p.Remaining > 0 {
+			remaining = sql.NullInt64{Int64: int64(p.Remaining.Round(time.Second) / time.Second), Valid: true}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE tern_tasks SET progress_stage = ?, progress_percent = ?,
+ progress_remaining_s = ?, progress_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6)
+ WHERE apply_id = ? AND seq = ? AND state = 'running'`, clipString(p.Stage, 64), p.Percent, remaining, a.ID, seq)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set progress of task %d: %w", seq, err)
+	}
+	return nil
+}
+
+func clipString(s string, n int) string {
+	r := []rune(s)
+	if len(r) > n {
+		return string(r[:n])
+	}
+	return s
 }
 
 // SetEngineState records an engine's resume state key=value on a. Fenced

@@ -71,6 +71,14 @@ type Statement struct {
 	Kind    string `json:"kind"` // create, alter, drop
 	DDL     string `json:"ddl"`
 	Instant bool   `json:"instant,omitempty"`
+	// Algorithm and Lock are what the plan promised for the statement
+	// (INSTANT, INPLACE, COPY; NONE, SHARED, EXCLUSIVE): the engine holds
+	// the server to them. Empty when the plan did not judge them.
+	Algorithm string `json:"algorithm,omitempty"`
+	Lock      string `json:"lock,omitempty"`
+	// Cost is the planner's whole cost of the statement (JSON text from
+	// the planner; opaque to the store).
+	Cost string `json:"cost,omitempty"`
 }
 
 // Apply is one run of a plan against its target.
@@ -96,6 +104,9 @@ type Apply struct {
 	ErrorClass     string
 	RequestedBy    string
 	AllowUnsafe    bool
+	// AllowBlocking is true when the apply was requested with
+	// --allow-blocking.
+	AllowBlocking bool
 	// EngineState is opaque resume state an engine records (for example a
 	// PlanetScale branch and deploy request number).
 	EngineState map[string]string
@@ -121,6 +132,12 @@ type Task struct {
 	Kind       string
 	DDL        string
 	Instant    bool
+	// Algorithm and Lock are the plan's promise (see Statement).
+	Algorithm string
+	Lock      string
+	// Progress is the last progress recorded while the task ran; zero
+	// when none was.
+	Progress   Progress
 	State      State
 	Attempt    int
 	LastError  string
@@ -130,6 +147,18 @@ type Task struct {
 	Skipped    bool
 	StartedAt  time.Time
 	FinishedAt time.Time
+}
+
+// Progress is how far a running DDL has got, as its server reports it.
+type Progress struct {
+	// Stage is what the server is doing ("copy to tmp table").
+	Stage string
+	// Percent is the work done, 0-100.
+	Percent float64
+	// Remaining is the estimated time left; 0 when unknown.
+	Remaining time.Duration
+	// At is when it was recorded; zero when no progress was.
+	At time.Time
 }
 
 // Lock gives one PR the right to apply to a (repository, database,

@@ -19,6 +19,7 @@ import (
 	"github.com/ternhq/tern/engine"
 	"github.com/ternhq/tern/engine/mysqlddl"
 	"github.com/ternhq/tern/engine/psdeploy"
+	"github.com/ternhq/tern/plan"
 )
 
 // ClassNotConfigured is the error class of an apply whose target is not in
@@ -100,7 +101,7 @@ func (s *Set) build(tc *config.Target) (*apply.Target, error) {
 			return nil, err
 		}
 		s.engines = append(s.engines, e)
-		return &apply.Target{Engine: e, Shadow: shadow, AllowedEngines: tc.AllowedEngines}, nil
+		return &apply.Target{Engine: e, Shadow: shadow, AllowedEngines: tc.AllowedEngines, Cost: plan.CostOptions{MaxBlockingRows: tc.MySQL.BlockingRows()}}, nil
 	case tc.PlanetScale != nil:
 		shadowDSN, server := tc.PlanetScale.ShadowDSN, false
 		if shadowDSN == "" {
@@ -119,7 +120,7 @@ func (s *Set) build(tc *config.Target) (*apply.Target, error) {
 			return nil, err
 		}
 		s.engines = append(s.engines, e)
-		return &apply.Target{Engine: e, Shadow: shadow, AllowedEngines: tc.AllowedEngines}, nil
+		return &apply.Target{Engine: e, Shadow: shadow, AllowedEngines: tc.AllowedEngines, Cost: plan.CostOptions{Online: true}}, nil
 	default:
 		return nil, errors.New("neither mysql nor planetscale is set")
 	}
