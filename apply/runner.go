@@ -202,7 +202,8 @@ func (r *Runner) attempt(ctx context.Context, a *store.Apply, started map[int]bo
 	}
 	byseq := map[int]store.Task{}
 	for _, t := range todo {
-		job.Tasks = append(job.Tasks, engine.Task{Seq: t.Seq, Table: t.Table, Kind: t.Kind, DDL: t.DDL, Instant: t.Instant})
+		job.Tasks = append(job.Tasks, engine.Task{Seq: t.Seq, Table: t.Table, Kind: t.Kind, DDL: t.DDL, Instant: t.Instant,
+			Algorithm: t.Algorithm, Lock: t.Lock})
 		byseq[t.Seq] = t
 	}
 	rec := &recorder{r: r, a: a, tasks: byseq, started: started, lease: r.Policy.withDefaults().Lease}

@@ -17,6 +17,12 @@ type Task struct {
 	Kind    string // create, alter, drop
 	DDL     string
 	Instant bool // MySQL 8 can run it with ALGORITHM=INSTANT
+	// Algorithm and Lock are what the plan promised (INSTANT, INPLACE,
+	// COPY; NONE, SHARED, EXCLUSIVE). An engine that runs plain DDL states
+	// them, so that a server that cannot keep the promise refuses instead
+	// of running the change another way. Empty: no promise.
+	Algorithm string
+	Lock      string
 }
 
 // Job is one attempt of an apply: the tasks still to run, in order, and the

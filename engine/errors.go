@@ -32,6 +32,9 @@ const (
 	ClassPermission     = "permission"
 	ClassDataTruncation = "data_truncation"
 	ClassUnsupported    = "unsupported"
+	// ClassBrokenPromise: the server refused the ALGORITHM/LOCK the plan
+	// promised (it would have run the change in a more blocking way).
+	ClassBrokenPromise = "broken_promise"
 	ClassUnknown        = "unknown"
 )
 

@@ -136,12 +136,23 @@ func (e *Engine) Apply(ctx context.Context, job engine.Job, rec engine.Recorder)
 	return nil
 }
 
-// run sends one task's DDL, with ALGORITHM=INSTANT when the task allows it
-// and the server supports the clause. A hinted DDL that fails for any
-// reason but a transient one is sent once more without the hint, so the
-// hint never fails a change on its own.
+// run sends one task's DDL. An ALTER TABLE whose plan promised an
+// algorithm and lock states them (", ALGORITHM=INPLACE, LOCK=NONE"), so
+// that a server that cannot keep the promise refuses, changing nothing,
+// instead of running the change in a way that blocks writes: that refusal
+// is permanent (class broken_promise). Without a promise (tasks planned
+// before costs were), ALGORITHM=INSTANT is tried when the task allows it,
+// and a hinted DDL that fails for any reason but a transient one is sent
+// once more without the hint.
 func (e *Engine) run(ctx context.Context, s *session, fl flavor, applyID int64, t engine.Task) error {
 	ddl := trimStatement(t.DDL)
+	if clause := promiseClause(t.Algorithm, t.Lock); clause != "" && fl.instant && isAlterTable(ddl) {
+		err := e.execDDL(ctx, s, applyID, t.Seq, ddl+clause)
+		if reason, ok := refusedPromise(err); ok {
+			return brokenPromise(strings.TrimPrefix(clause, ", "), reason, err)
+		}
+		return err
+	}
 	if t.Instant && fl.instant && isAlterTable(ddl) {
 		err := e.execDDL(ctx, s, applyID, t.Seq, ddl+", ALGORITHM=INSTANT")
 		if err == nil {
