@@ -35,7 +35,7 @@ const (
 	// ClassBrokenPromise: the server refused the ALGORITHM/LOCK the plan
 	// promised (it would have run the change in a more blocking way).
 	ClassBrokenPromise = "broken_promise"
-	ClassUnknown        = "unknown"
+	ClassUnknown       = "unknown"
 )
 
 // RetryableError is a transient failure: the same work may succeed later.
