@@ -30,6 +30,8 @@ type Engine struct {
 	db       *sql.DB
 	database string
 	lockWait time.Duration
+	// progressInterval is how often, at most, progress is recorded.
+	progressInterval time.Duration
 
 	mu     sync.Mutex
 	known  bool // flavor has been read
@@ -71,7 +73,11 @@ func New(cfg config.MySQL, database string) (*Engine, error) {
 	// connections go soon so that many targets do not pile them up.
 	db.SetMaxIdleConns(4)
 	db.SetConnMaxIdleTime(5 * time.Second)
-	return &Engine{db: db, database: mc.DBName, lockWait: lw}, nil
+	pi := cfg.ProgressInterval.D()
+	if pi <= 0 {
+		pi = defaultProgressInterval
+	}
+	return &Engine{db: db, database: mc.DBName, lockWait: lw, progressInterval: pi}, nil
 }
 
 // discard closes conn for good instead of returning it to the pool.
@@ -118,6 +124,7 @@ func (e *Engine) Apply(ctx context.Context, job engine.Job, rec engine.Recorder)
 	if _, err := s.conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = "+fl.lockWaitValue(e.lockWait)); err != nil {
 		return &engine.TaskError{Seq: first, Err: engine.ClassifyMySQL(fmt.Errorf("set lock_wait_timeout: %w", err))}
 	}
+	w := e.watcher(s, fl, rec)
 	for _, t := range job.Tasks {
 		if err := rec.TaskStarted(ctx, t.Seq); err != nil {
 			return fmt.Errorf("record task %d started: %w", t.Seq, err)
@@ -126,7 +133,10 @@ func (e *Engine) Apply(ctx context.Context, job engine.Job, rec engine.Recorder)
 		if err := rec.SaveState(ctx, StateConn, conn); err != nil {
 			return fmt.Errorf("record task %d session: %w", t.Seq, err)
 		}
-		if err := e.run(ctx, s, fl, job.ApplyID, t); err != nil {
+		stop := w.watch(ctx, t.Seq)
+		err := e.run(ctx, s, fl, job.ApplyID, t)
+		stop()
+		if err != nil {
 			return &engine.TaskError{Seq: t.Seq, Err: engine.ClassifyMySQL(err)}
 		}
 		if err := rec.TaskDone(ctx, t.Seq); err != nil {
