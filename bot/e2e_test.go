@@ -55,7 +55,7 @@ func (tt *testTargets) Target(ctx context.Context, repo, db, env string) (*apply
 	if err != nil {
 		return nil, err
 	}
-	t := &apply.Target{Engine: e, Shadow: tt.shadow}
+	t := &apply.Target{Engine: e, Shadow: tt.shadow, Cost: plan.CostOptions{MaxBlockingRows: c.MySQL.BlockingRows()}}
 	tt.cache[k] = t
 	return t, nil
 }
@@ -88,6 +88,13 @@ func newHarness(t *testing.T, opts ...func(*Options)) *harness {
 // newHarnessLockWait is newHarness with the targets' lock_wait_timeout.
 func newHarnessLockWait(t *testing.T, lockWait string, opts ...func(*Options)) *harness {
 	t.Helper()
+	return newHarnessWith(t, lockWait, "")
+}
+
+// newHarnessWith is newHarness with the targets' lock_wait_timeout and
+// more keys for both MySQL targets (", max_blocking_rows: 10").
+func newHarnessWith(t *testing.T, lockWait, mysqlExtra string) *harness {
+	t.Helper()
 	storeDSN, _ := testdb.New(t, "bot_store")
 	stagingDB, stagingName := testdb.Open(t, "bot_staging")
 	prodDB, prodName := testdb.Open(t, "bot_prod")
@@ -118,14 +125,14 @@ github:
   private_key: ${KEY}
   webhook_secret: %q
 targets:
-  - {repository: %s, database: shop, environment: staging, mysql: {dsn: %q, lock_wait_timeout: %s}}
-  - {repository: %s, database: shop, environment: production, mysql: {dsn: %q, lock_wait_timeout: %s}}
+  - {repository: %s, database: shop, environment: staging, mysql: {dsn: %q, lock_wait_timeout: %s%s}}
+  - {repository: %s, database: shop, environment: production, mysql: {dsn: %q, lock_wait_timeout: %s%s}}
 recovery:
   max_attempts: 3
   backoff_base: 1s
   backoff_max: 2s
   lease: 30s
-`, storeDSN, gh.URL, gh.AppID, secret, repoName, dsnFor(stagingName), lockWait, repoName, dsnFor(prodName), lockWait)
+`, storeDSN, gh.URL, gh.AppID, secret, repoName, dsnFor(stagingName), lockWait, mysqlExtra, repoName, dsnFor(prodName), lockWait, mysqlExtra)
 	cfg, err := config.Parse([]byte(yaml), func(k string) (string, bool) { return string(gh.PrivateKeyPEM), k == "KEY" })
 	if err != nil {
 		t.Fatal(err)

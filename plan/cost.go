@@ -470,6 +470,9 @@ func durationBand(rows, bytes int64) string {
 	fast := max(time.Duration(float64(bytes)/60e6*float64(time.Second)), time.Duration(float64(rows)/300e3*float64(time.Second)))
 	slow := max(time.Duration(float64(bytes)/8e6*float64(time.Second)), time.Duration(float64(rows)/30e3*float64(time.Second)))
 	lo, hi := roughDuration(fast), roughDuration(slow)
+	if hi == "<1 s" {
+		return hi
+	}
 	if lo == hi {
 		return "~" + hi
 	}

@@ -66,7 +66,8 @@ func LockWords(lock string) string {
 
 // CostNote is the one-line cost of a statement, for `tern plan`:
 // "INPLACE, LOCK=NONE; ~12,000 rows, 1.5 MiB (estimates)".
-func CostNote(c *plan.Cost) string {
+func CostNote(st plan.Statement) string {
+	c := st.Cost
 	if c == nil {
 		return ""
 	}
@@ -76,6 +77,9 @@ func CostNote(c *plan.Cost) string {
 	}
 	if c.Source == plan.SourceRules {
 		s += " by the rules"
+	}
+	if st.Kind == plan.KindCreate {
+		return s + "; new table"
 	}
 	s += fmt.Sprintf("; ~%s rows, %s (estimates)", plan.Count(c.RowsEstimate), plan.Bytes(c.BytesEstimate))
 	if c.Duration != "" {

@@ -356,9 +356,11 @@ func printPlan(w io.Writer, t planTarget, p *plan.Plan) {
 	}
 	fmt.Fprintln(w)
 	for _, s := range p.Statements {
+		// How the target's own server runs it (plan.Cost), the same words
+		// as the plan comment's cost table.
 		note := ""
-		if s.Instant {
-			note = " -- instant on MySQL 8"
+		if c := report.CostNote(s); c != "" {
+			note = " -- " + c
 		}
 		fmt.Fprintf(w, "%s;%s\n\n", s.DDL, note)
 	}
@@ -374,8 +376,12 @@ func printPlan(w io.Writer, t planTarget, p *plan.Plan) {
 		fmt.Fprintln(w)
 	}
 	summary := "Plan: " + report.SummaryLine(p) + "."
+	blocking := len(p.Blocking())
 	if len(p.Unsafe()) > 0 {
 		summary += " Applying needs --allow-unsafe."
+	}
+	if blocking > 0 {
+		summary += " Applying needs --allow-blocking."
 	}
 	fmt.Fprintln(w, summary)
 }
