@@ -38,6 +38,10 @@ func TestParseCommand(t *testing.T) {
 		{body: "/tern retry", ok: true, wantErr: `"retry" needs an environment: -e ENV`},
 		{body: "/tern cancel -d shop", ok: true, wantErr: `"cancel" needs an environment: -e ENV`},
 		{body: "/tern apply -e staging --allow-unsafe=yes", ok: true, wantErr: `flag "--allow-unsafe" takes no value`},
+		{body: "/tern apply -e staging --allow-blocking", ok: true, want: Command{Name: "apply", Environment: "staging", AllowBlocking: true}},
+		{body: "/tern apply -e staging --allow-blocking --allow-unsafe", ok: true, want: Command{Name: "apply", Environment: "staging", AllowBlocking: true, AllowUnsafe: true}},
+		{body: "/tern apply -e staging --allow-blocking=1", ok: true, wantErr: `flag "--allow-blocking" takes no value`},
+		{body: "/tern plan --allow-blocking", ok: true, wantErr: `flag "--allow-blocking" is not accepted by "plan"`},
 	}
 	for _, c := range cases {
 		t.Run(c.body, func(t *testing.T) {
