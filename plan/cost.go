@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -144,6 +145,10 @@ func (p *Planner) Cost(ctx context.Context, pl *Plan, live, shadow *sql.DB, opts
 	if pl == nil || !pl.HasChanges() {
 		return nil
 	}
+	start := time.Now()
+	defer func() {
+		p.logger().Info("costed", "statements", len(pl.Statements), "blocking", len(pl.Blocking()), "elapsed", time.Since(start).Round(time.Millisecond))
+	}()
 	sizes, err := tableSizes(ctx, live)
 	if err != nil {
 		return err
@@ -169,7 +174,7 @@ func (p *Planner) Cost(ctx context.Context, pl *Plan, live, shadow *sql.DB, opts
 				return fmt.Errorf("cost: read the shadow server's version: %w", err)
 			}
 		}
-		defs, err := p.costDefs(ctx, live, pl.Statements)
+		defs, err := p.costDefs(ctx, live, pl.Statements, sizes)
 		if err != nil {
 			return err
 		}
@@ -250,22 +255,20 @@ func tableSizes(ctx context.Context, live *sql.DB) (map[string]tableSize, error)
 
 var referencesRE = regexp.MustCompile("(?i)REFERENCES\\s+`((?:[^`]|``)+)`")
 
-// costDefs reads the live definitions of the tables the statements alter
-// or drop, and of the tables their foreign keys reference, so that a
-// shadow copy checks what the live server checks.
-func (p *Planner) costDefs(ctx context.Context, live *sql.DB, stmts []Statement) (map[string]string, error) {
+// costDefs reads the live definitions of the tables the statements alter,
+// and of the tables their new foreign keys reference, so that the shadow
+// copy checks what the live server checks. (The parents of a table's
+// existing foreign keys are not needed: the server alters a table whose
+// parent is missing as it would otherwise.)
+func (p *Planner) costDefs(ctx context.Context, live *sql.DB, stmts []Statement, sizes map[string]tableSize) (map[string]string, error) {
 	want := map[string]bool{}
 	for _, s := range stmts {
-		if s.Kind != KindCreate {
+		if s.Kind == KindAlter {
 			want[s.Table] = true
 		}
 		for _, m := range referencesRE.FindAllStringSubmatch(s.DDL, -1) {
 			want[strings.ReplaceAll(m[1], "``", "`")] = true
 		}
-	}
-	sizes, err := tableSizes(ctx, live)
-	if err != nil {
-		return nil, err
 	}
 	var names []string
 	for n := range want {
@@ -277,37 +280,7 @@ func (p *Planner) costDefs(ctx context.Context, live *sql.DB, stmts []Statement)
 	if err != nil {
 		return nil, fmt.Errorf("cost: %w", err)
 	}
-	// One more level: the parents of the copied tables.
-	var more []string
-	for _, d := range defs {
-		for _, m := range referencesRE.FindAllStringSubmatch(d, -1) {
-			n := strings.ReplaceAll(m[1], "``", "`")
-			if _, have := defs[n]; !have {
-				if _, ok := sizes[n]; ok && !contains(more, n) {
-					more = append(more, n)
-				}
-			}
-		}
-	}
-	if len(more) > 0 {
-		extra, err := showCreateTables(ctx, live, "", more, p.conns())
-		if err != nil {
-			return nil, fmt.Errorf("cost: %w", err)
-		}
-		for k, v := range extra {
-			defs[k] = v
-		}
-	}
 	return defs, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // probes are the clauses tried, cheapest first.
@@ -320,10 +293,13 @@ var probes = []struct{ algorithm, lock string }{
 	{AlgorithmCopy, LockExclusive},
 }
 
-// askServer copies the live tables defs into a fresh shadow schema and
-// runs the statements there in order, each ALTER with the cheapest
-// ALGORITHM/LOCK clause the server accepts. A statement the copy refuses
-// for another reason gets a nil cost (the rules decide it).
+// askServer copies the live tables defs into a fresh shadow schema, with
+// the plan's new tables, and runs the ALTERs there, each with the
+// cheapest ALGORITHM/LOCK clause the server accepts. The ALTERs of one
+// table run in plan order on one connection; different tables' run in
+// parallel over the planner's connections. A statement the copy refuses
+// for another reason gets a nil cost (the rules decide it). CREATE and
+// DROP TABLE copy no rows: they are INSTANT without asking.
 func (p *Planner) askServer(ctx context.Context, shadow *sql.DB, stmts []Statement, defs map[string]string) (_ []*Cost, err error) {
 	costs := make([]*Cost, len(stmts))
 	name, err := shadowName(time.Now())
@@ -343,65 +319,117 @@ func (p *Planner) askServer(ctx context.Context, shadow *sql.DB, stmts []Stateme
 			}
 		}
 	}()
-	conn, err := shadow.Conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("cost: %w", err)
-	}
-	defer func() {
-		// The connection carries USE and session settings: discard it.
-		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-		conn.Close()
-	}()
-	exec := func(q string) error { _, err := conn.ExecContext(ctx, q); return err }
-	if err := exec("USE " + quoteIdent(name)); err != nil {
-		return nil, fmt.Errorf("cost: %w", err)
-	}
-	if err := exec("SET SESSION foreign_key_checks = 0"); err != nil {
-		return nil, fmt.Errorf("cost: %w", err)
-	}
+	var load []Table
 	for _, t := range sortedKeys(defs) {
-		if err := exec(defs[t]); err != nil {
-			return nil, fmt.Errorf("cost: copy table %s into the shadow: %w", t, err)
-		}
+		load = append(load, Table{Name: t, File: "live", SQL: defs[t]})
 	}
-	// The apply runs with foreign key checks on, and they change what the
-	// server can do in place (adding a foreign key).
-	if err := exec("SET SESSION foreign_key_checks = 1"); err != nil {
-		return nil, fmt.Errorf("cost: %w", err)
-	}
+	groups := map[string][]int{}
+	var order []string
 	for i, s := range stmts {
-		ddl := strings.TrimRight(strings.TrimSpace(s.DDL), "; \t\r\n")
-		if s.Kind != KindAlter {
-			if err := exec(ddl); err != nil && !isServerError(err) {
-				return nil, fmt.Errorf("cost: %w", err)
+		switch s.Kind {
+		case KindAlter:
+			if _, ok := groups[s.Table]; !ok {
+				order = append(order, s.Table)
 			}
+			groups[s.Table] = append(groups[s.Table], i)
+		case KindCreate:
+			load = append(load, Table{Name: s.Table, File: "plan", SQL: s.DDL})
+			fallthrough
+		default:
 			costs[i] = &Cost{Algorithm: AlgorithmInstant, Lock: LockNone, Source: SourceServer}
-			continue
 		}
-		var reason string
-		for _, pr := range probes {
-			err := exec(ddl + Clause(pr.algorithm, pr.lock))
-			if err == nil {
-				costs[i] = &Cost{Algorithm: pr.algorithm, Lock: pr.lock, Source: SourceServer, Reason: reason}
-				if pr.algorithm == AlgorithmInstant {
-					costs[i].Lock = LockNone
-				}
-				break
-			}
-			if why, ok := RefusedAlgorithm(err); ok {
-				if reason == "" {
-					reason = why
-				}
-				continue
-			}
-			if !isServerError(err) {
-				return nil, fmt.Errorf("cost: %w", err)
-			}
-			p.logger().Info("cost: the shadow copy refused a statement; the rules decide its cost", "table", s.Table, "err", err)
-			break
+	}
+	if len(order) == 0 {
+		return costs, nil
+	}
+	if len(load) > 0 {
+		if err := loadShadow(ctx, shadow, name, load, p.conns()); err != nil {
+			return nil, fmt.Errorf("cost: copy the tables into the shadow: %w", err)
+		}
+	}
+	work := make(chan string, len(order))
+	for _, t := range order {
+		work <- t
+	}
+	close(work)
+	errc := make(chan error, p.conns())
+	var wg sync.WaitGroup
+	for range min(p.conns(), len(order)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- p.probeWorker(ctx, shadow, name, stmts, groups, work, costs)
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil {
+			return nil, err
 		}
 	}
 	return costs, nil
+}
+
+// probeWorker runs the ALTERs of the tables it takes from work, each with
+// the cheapest clause the server accepts, on one connection of its own
+// (discarded afterwards: it carries USE).
+func (p *Planner) probeWorker(ctx context.Context, shadow *sql.DB, schema string, stmts []Statement, groups map[string][]int, work <-chan string, costs []*Cost) error {
+	conn, err := shadow.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("cost: %w", err)
+	}
+	defer func() {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		conn.Close()
+	}()
+	// The apply runs with foreign key checks on, and they change what the
+	// server can do in place (adding a foreign key).
+	for _, q := range []string{"USE " + quoteIdent(schema), "SET SESSION foreign_key_checks = 1"} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("cost: %w", err)
+		}
+	}
+	for table := range work {
+		for _, i := range groups[table] {
+			c, err := p.probe(ctx, conn, stmts[i])
+			if err != nil {
+				return err
+			}
+			costs[i] = c
+		}
+	}
+	return nil
+}
+
+// probe runs one ALTER with ever weaker clauses until the server accepts
+// one. It returns nil (the rules decide) when the server refuses the
+// statement for a reason other than its clause.
+func (p *Planner) probe(ctx context.Context, conn *sql.Conn, s Statement) (*Cost, error) {
+	ddl := strings.TrimRight(strings.TrimSpace(s.DDL), "; \t\r\n")
+	var reason string
+	for _, pr := range probes {
+		_, err := conn.ExecContext(ctx, ddl+Clause(pr.algorithm, pr.lock))
+		if err == nil {
+			c := &Cost{Algorithm: pr.algorithm, Lock: pr.lock, Source: SourceServer, Reason: reason}
+			if pr.algorithm == AlgorithmInstant {
+				c.Lock = LockNone
+			}
+			return c, nil
+		}
+		if why, ok := RefusedAlgorithm(err); ok {
+			if reason == "" {
+				reason = why
+			}
+			continue
+		}
+		if !isServerError(err) {
+			return nil, fmt.Errorf("cost: %w", err)
+		}
+		p.logger().Info("cost: the shadow copy refused a statement; the rules decide its cost", "table", s.Table, "err", err)
+		return nil, nil
+	}
+	return nil, nil
 }
 
 // Server errors that refuse an ALGORITHM or LOCK clause without changing
