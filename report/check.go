@@ -104,7 +104,7 @@ func planText(p *plan.Plan) string {
 	}
 	var b strings.Builder
 	b.WriteString(sqlBlock(plural(len(stmts), "statement"), stmts, MaxCheckOutput-12000))
-	if t := costTable(p.Statements); t != "" {
+	if t := costTable(p.Statements, 0); t != "" {
 		b.WriteString("\n" + t)
 	}
 	if len(p.Findings) > 0 {

@@ -14,8 +14,13 @@ const maxCostRows = 100
 
 // costTable renders how the target runs each statement: algorithm, lock,
 // the table's estimated rows and size, and a duration band. It is empty
-// when no statement has a cost.
-func costTable(stmts []plan.Statement) string {
+// when no statement has a cost. budget > 0 shows fewer rows, about one per
+// 256 characters of it (at least 3).
+func costTable(stmts []plan.Statement, budget int) string {
+	limit := maxCostRows
+	if budget > 0 {
+		limit = min(limit, max(3, budget/256))
+	}
 	has := false
 	for _, s := range stmts {
 		has = has || s.Cost != nil
@@ -26,7 +31,7 @@ func costTable(stmts []plan.Statement) string {
 	var b strings.Builder
 	b.WriteString("| # | table | runs as | lock | rows (est.) | size (est.) | duration (est.) |\n|---|---|---|---|---|---|---|\n")
 	for i, s := range stmts {
-		if i == maxCostRows {
+		if i == limit {
 			fmt.Fprintf(&b, "| … | %d more | | | | | |\n", len(stmts)-i)
 			break
 		}

@@ -77,3 +77,28 @@ func TestApplyCommandFor(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// TestHugeCostedPlanFits: a plan of 3,000 costed statements over several
+// environments still fits in one GitHub comment.
+func TestHugeCostedPlanFits(t *testing.T) {
+	p := &plan.Plan{}
+	for i := 0; i < 3000; i++ {
+		p.Statements = append(p.Statements, plan.Statement{Table: "t", Kind: plan.KindAlter,
+			DDL:  "ALTER TABLE `t` ADD COLUMN `c` int",
+			Cost: &plan.Cost{Algorithm: plan.AlgorithmCopy, Lock: plan.LockShared, RowsEstimate: 123456789, BytesEstimate: 1 << 40, Duration: "~1 h to 9 h", Source: plan.SourceServer}})
+	}
+	var rs []PlanResult
+	for _, env := range []string{"a", "b", "c", "d"} {
+		rs = append(rs, PlanResult{Database: "shop", Environment: env, Plan: p})
+	}
+	got := RenderPlanComment(PlanComment{HeadSHA: sha, Results: rs})
+	if len(got) > MaxComment {
+		t.Fatalf("comment of %d characters, limit %d", len(got), MaxComment)
+	}
+	if !strings.Contains(got, "more | | | | | |") {
+		t.Fatal("the cost tables were not shortened")
+	}
+	if c := renderCheck(PlanCheck(rs[0], "", false)); len(c) > 2*MaxCheckOutput+1000 {
+		t.Fatalf("check run of %d characters", len(c))
+	}
+}

@@ -81,7 +81,7 @@ func renderPlanComment(c PlanComment, budget int) string {
 		b.WriteString("**Plan:** " + SummaryLine(r.Plan) + "\n\n")
 		b.WriteString(sqlBlock(plural(len(stmts), "statement"), stmts, budget))
 		b.WriteString("\n")
-		if t := costTable(r.Plan.Statements); t != "" {
+		if t := costTable(r.Plan.Statements, budget); t != "" {
 			b.WriteString(t + "\n")
 		}
 		if len(r.Plan.Findings) > 0 {
