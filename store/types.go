@@ -125,13 +125,13 @@ type Apply struct {
 
 // Task is one DDL statement of an apply.
 type Task struct {
-	ID         int64
-	ApplyID    int64
-	Seq        int // 1-based order
-	Table      string
-	Kind       string
-	DDL        string
-	Instant    bool
+	ID      int64
+	ApplyID int64
+	Seq     int // 1-based order
+	Table   string
+	Kind    string
+	DDL     string
+	Instant bool
 	// Algorithm and Lock are the plan's promise (see Statement).
 	Algorithm string
 	Lock      string
