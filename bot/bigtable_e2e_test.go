@@ -1,11 +1,14 @@
 package bot
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ternhq/tern/internal/testdb"
+	"github.com/ternhq/tern/store"
 )
 
 // bigV2 is the desired `big` table of testdb.BigTable with v widened to
@@ -103,5 +106,35 @@ func TestBlockingCopyNeedsAllowBlockingAndShowsProgress(t *testing.T) {
 	}
 	if !sawComment {
 		t.Error("the apply comment never showed the copy's progress")
+	}
+}
+
+// TestStatusShowsProgressOfARunningApply: /tern status shows how far the
+// running task of a running apply has got, from the ledger.
+func TestStatusShowsProgressOfARunningApply(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	h.openPR(2, sha1, files(usersV2))
+	sp, err := h.st.LatestPlan(ctx, repoName, 2, "shop", "staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.st.CreateApply(ctx, sp, "alice", false, 3); err != nil {
+		t.Fatal(err)
+	}
+	// Claimed here, so the bot's workers leave it running as it is.
+	as, err := h.st.Claim(ctx, store.ClaimOptions{Owner: "test", Limit: 1, Lease: time.Hour})
+	if err != nil || len(as) != 1 {
+		t.Fatalf("claim: %v %v", as, err)
+	}
+	if err := h.st.StartTask(ctx, as[0], 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.st.SetTaskProgress(ctx, as[0], 1, store.Progress{Stage: "copy to tmp table", Percent: 43, Remaining: 3 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	h.comment(2, "bob", "User", "/tern status")
+	if got := h.lastBotComment(2); !strings.Contains(got, "| Applying: copying `users` 43%, ~3 min left |") {
+		t.Fatalf("status reply:\n%s", got)
 	}
 }
