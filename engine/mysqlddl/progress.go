@@ -68,7 +68,6 @@ func (w *progressWatcher) watch(ctx context.Context, seq int) (stop func()) {
 			if time.Since(last) < w.interval {
 				continue
 			}
-			last = time.Now()
 			p := engine.Progress{Stage: stage, Percent: best}
 			if best >= 1 && best < 100 {
 				elapsed := time.Since(start)
@@ -77,6 +76,9 @@ func (w *progressWatcher) watch(ctx context.Context, seq int) (stop func()) {
 			if err := w.rec.TaskProgress(ctx, seq, p); err != nil {
 				return // the lease is lost: the attempt is being stopped
 			}
+			// The interval runs from the end of this report (which reaches
+			// GitHub), so reports are always at least an interval apart.
+			last = time.Now()
 		}
 	}()
 	return func() { cancel(); <-done }
