@@ -62,7 +62,7 @@ func TestBlockingCopyNeedsAllowBlockingAndShowsProgress(t *testing.T) {
 	h.openPR(2, sha1, f)
 
 	plan := h.botComments(2)[0]
-	for _, want := range []string{"| 1 | `big` | ⛔ COPY | SHARED (writes wait) |", "⛔ blocks writes", "`/tern apply -e staging --allow-blocking`"} {
+	for _, want := range []string{"| 1 | `big` | ⛔ COPY | SHARED (writes wait) |", "⛔ blocking", "`/tern apply -e staging --allow-blocking`"} {
 		if !strings.Contains(plan, want) {
 			t.Fatalf("plan comment lacks %q:\n%s", want, plan)
 		}

@@ -240,7 +240,7 @@ func SummaryLine(p *plan.Plan) string {
 		s += ", " + plural(c.Warnings, "warning")
 	}
 	if c.Blocking > 0 {
-		s += fmt.Sprintf(", %d blocking writes", c.Blocking)
+		s += fmt.Sprintf(", %d blocking", c.Blocking)
 	}
 	return s
 }
