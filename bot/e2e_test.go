@@ -88,12 +88,12 @@ func newHarness(t *testing.T, opts ...func(*Options)) *harness {
 // newHarnessLockWait is newHarness with the targets' lock_wait_timeout.
 func newHarnessLockWait(t *testing.T, lockWait string, opts ...func(*Options)) *harness {
 	t.Helper()
-	return newHarnessWith(t, lockWait, "")
+	return newHarnessWith(t, lockWait, "", opts...)
 }
 
 // newHarnessWith is newHarness with the targets' lock_wait_timeout and
 // more keys for both MySQL targets (", max_blocking_rows: 10").
-func newHarnessWith(t *testing.T, lockWait, mysqlExtra string) *harness {
+func newHarnessWith(t *testing.T, lockWait, mysqlExtra string, opts ...func(*Options)) *harness {
 	t.Helper()
 	storeDSN, _ := testdb.New(t, "bot_store")
 	stagingDB, stagingName := testdb.Open(t, "bot_staging")
