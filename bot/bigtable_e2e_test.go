@@ -52,7 +52,11 @@ func (h *harness) checkTitles() []string {
 // the copy runs (several seconds), its progress reaches the check run and
 // the apply comment, and /tern status shows it.
 func TestBlockingCopyNeedsAllowBlockingAndShowsProgress(t *testing.T) {
-	h := newHarnessWith(t, "2s", ", max_blocking_rows: 100000, progress_interval: 500ms")
+	// Progress goes through the bot's coalescer like every step of a
+	// running apply; its window is shortened with the engine's interval so
+	// that a copy of seconds shows some.
+	h := newHarnessWith(t, "2s", ", max_blocking_rows: 100000, progress_interval: 500ms",
+		func(o *Options) { o.CoalesceWindow = 500 * time.Millisecond })
 	testdb.BigTable(t, h.staging, "big", 1<<19)
 	if _, err := h.staging.Exec("ANALYZE TABLE big"); err != nil {
 		t.Fatal(err)
