@@ -157,14 +157,14 @@ func (e *Engine) Apply(ctx context.Context, job engine.Job, rec engine.Recorder)
 func (e *Engine) run(ctx context.Context, s *session, fl flavor, applyID int64, t engine.Task) error {
 	ddl := trimStatement(t.DDL)
 	if clause := promiseClause(t.Algorithm, t.Lock); clause != "" && fl.instant && isAlterTable(ddl) {
-		err := e.execDDL(ctx, s, applyID, t.Seq, ddl+clause)
+		err := e.execDDL(ctx, s, applyID, t.Seq, withClause(ddl, clause))
 		if reason, ok := refusedPromise(err); ok {
 			return brokenPromise(strings.TrimPrefix(clause, ", "), reason, err)
 		}
 		return err
 	}
 	if t.Instant && fl.instant && isAlterTable(ddl) {
-		err := e.execDDL(ctx, s, applyID, t.Seq, ddl+", ALGORITHM=INSTANT")
+		err := e.execDDL(ctx, s, applyID, t.Seq, withClause(ddl, ", ALGORITHM=INSTANT"))
 		if err == nil {
 			return nil
 		}

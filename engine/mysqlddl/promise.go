@@ -51,3 +51,26 @@ func brokenPromise(clause, reason string, err error) error {
 			"The table or the server changed since the plan: comment /tern plan to see how the server runs it now, "+
 			"then apply again (with --allow-blocking if it must block writes): %w", clause, reason, err)}
 }
+
+// partitionOptionRE finds where an ALTER TABLE's partition options begin
+// (PARTITION BY, REMOVE PARTITIONING): the grammar wants every
+// ALGORITHM/LOCK clause before them.
+var partitionOptionRE = regexp.MustCompile(`(?i)\s(PARTITION\s+BY|REMOVE\s+PARTITIONING)\s`)
+
+// withClause returns ddl with clause (", ALGORITHM=..., LOCK=...") among
+// its alter specifications: at the end, or before its partition options,
+// without the comma when nothing precedes it.
+func withClause(ddl, clause string) string {
+	loc := partitionOptionRE.FindStringIndex(ddl + " ")
+	if loc == nil || strings.ContainsAny(ddl[:loc[0]], "'\"") {
+		return ddl + clause
+	}
+	head, tail := strings.TrimRight(ddl[:loc[0]], " \t\n"), ddl[loc[0]:]
+	if alterOnlyRE.MatchString(head) {
+		return head + " " + strings.TrimPrefix(clause, ", ") + tail
+	}
+	return head + clause + tail
+}
+
+// alterOnlyRE matches "ALTER TABLE `name`" with no specification after it.
+var alterOnlyRE = regexp.MustCompile("(?is)^\\s*ALTER\\s+TABLE\\s+(`(?:[^`]|``)+`|\\S+)$")

@@ -73,3 +73,35 @@ func TestPromiseClause(t *testing.T) {
 		}
 	}
 }
+
+func TestWithClause(t *testing.T) {
+	for _, tt := range []struct{ ddl, want string }{
+		{"ALTER TABLE `t` ADD COLUMN `c` int", "ALTER TABLE `t` ADD COLUMN `c` int, ALGORITHM=COPY, LOCK=SHARED"},
+		{"ALTER TABLE `t` \nPARTITION BY HASH (`id`) PARTITIONS 4", "ALTER TABLE `t` ALGORITHM=COPY, LOCK=SHARED\nPARTITION BY HASH (`id`) PARTITIONS 4"},
+		{"ALTER TABLE `t` ADD COLUMN `x` int\nPARTITION BY HASH (`id`) PARTITIONS 2", "ALTER TABLE `t` ADD COLUMN `x` int, ALGORITHM=COPY, LOCK=SHARED\nPARTITION BY HASH (`id`) PARTITIONS 2"},
+		{"ALTER TABLE `t` REMOVE PARTITIONING", "ALTER TABLE `t` ALGORITHM=COPY, LOCK=SHARED REMOVE PARTITIONING"},
+		{"ALTER TABLE `t` COMMENT 'x PARTITION BY y'", "ALTER TABLE `t` COMMENT 'x PARTITION BY y', ALGORITHM=COPY, LOCK=SHARED"},
+	} {
+		if got := withClause(tt.ddl, ", ALGORITHM=COPY, LOCK=SHARED"); got != tt.want {
+			t.Errorf("withClause(%q)\n got %q\nwant %q", tt.ddl, got, tt.want)
+		}
+	}
+}
+
+// TestPromiseOnRepartition: a promised repartitioning runs; the clause
+// goes before PARTITION BY, where the grammar wants it.
+func TestPromiseOnRepartition(t *testing.T) {
+	ctx := context.Background()
+	e, db, _ := newEngine(t, 5*time.Second)
+	if _, err := db.Exec("CREATE TABLE t (id int NOT NULL PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	task := engine.Task{Seq: 1, Kind: "alter", Table: "t", DDL: "ALTER TABLE `t` \nPARTITION BY HASH (`id`) PARTITIONS 4", Algorithm: "COPY", Lock: "SHARED"}
+	if err := e.Apply(ctx, engine.Job{ApplyID: 1, Tasks: []engine.Task{task}}, &recorder{}); err != nil {
+		t.Fatalf("repartition with a promise: %v", err)
+	}
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't'").Scan(&n); err != nil || n != 4 {
+		t.Fatalf("partitions: %d, %v", n, err)
+	}
+}
