@@ -110,6 +110,13 @@ func (b *Bot) reportRound(ctx context.Context, id int64, force bool) (*store.App
 	if err != nil {
 		return nil, err
 	}
+	// A write that waits out a rate limit or a 5xx is not sent again once
+	// the apply has moved on: the newer state is reported by whoever moved
+	// it, and must not be overwritten by this one.
+	ctx = withStaleCheck(ctx, func(ctx context.Context) bool {
+		now, err := b.st.Apply(ctx, id)
+		return err == nil && now.Version != cur.Version
+	})
 	c := report.ApplyCheck(cur, tasks)
 	if force {
 		if err := b.forgetShown(ctx, cur.Repository, checkKey(cur.HeadSHA, c.Name), checkKey(cur.HeadSHA, report.AggregateName), applyCommentKey(cur.ID)); err != nil {

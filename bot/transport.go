@@ -3,6 +3,7 @@ package bot
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -151,7 +152,26 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, serr
 		}
 		spent += wait
+		// A write sent again after a wait would land later than writes
+		// made meanwhile from a newer state: its caller may say it is
+		// stale now, and then it is not sent again.
+		if stale, ok := ctx.Value(staleKey{}).(func(context.Context) bool); ok && req.Method != http.MethodGet && req.Method != http.MethodHead && stale(ctx) {
+			return nil, errStaleWrite
+		}
 	}
+}
+
+// errStaleWrite ends a write that would be sent again after the state it
+// shows was superseded.
+var errStaleWrite = errors.New("github write not sent again: the state it shows was superseded meanwhile")
+
+type staleKey struct{}
+
+// withStaleCheck returns ctx carrying stale, which the retrying transport
+// asks before sending a write again: true means a newer state exists and
+// the write must not land after it.
+func withStaleCheck(ctx context.Context, stale func(context.Context) bool) context.Context {
+	return context.WithValue(ctx, staleKey{}, stale)
 }
 
 func jitter(d time.Duration) time.Duration {

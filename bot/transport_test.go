@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -107,6 +108,56 @@ func TestRetryTransport(t *testing.T) {
 				if d < tc.waitLow[i] || d > tc.waitHigh[i] {
 					t.Errorf("wait %d = %v, want in [%v, %v]", i, d, tc.waitLow[i], tc.waitHigh[i])
 				}
+			}
+		})
+	}
+}
+
+// TestStaleWriteNotSentAgain: a write that waited out a 5xx or a rate
+// limit is not sent again when its caller says the state it shows was
+// superseded meanwhile (a newer report must not be overwritten by it);
+// while the state is current it is sent again.
+func TestStaleWriteNotSentAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		arm   func(gh *fakegithub.Server, p string)
+		stale bool
+		tries int
+	}{
+		{"5xx, superseded", func(gh *fakegithub.Server, p string) { gh.FailNext("PATCH", p, 502, 1) }, true, 1},
+		{"secondary limit, superseded", func(gh *fakegithub.Server, p string) { gh.SecondaryLimitNext("PATCH", p, 1, time.Minute) }, true, 1},
+		{"5xx, current", func(gh *fakegithub.Server, p string) { gh.FailNext("PATCH", p, 502, 1) }, false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gh, err := fakegithub.New()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gh.Close()
+			p := "/repos/acme/shop/check-runs/1"
+			tc.arm(gh, p)
+			var sl sleeps
+			hc := &http.Client{Transport: newRetryTransport(http.DefaultTransport, RetryPolicy{Sleep: sl.sleep})}
+			ctx := withStaleCheck(context.Background(), func(context.Context) bool { return tc.stale })
+			req, err := http.NewRequestWithContext(ctx, "PATCH", strings.TrimSuffix(gh.URL, "/")+p, strings.NewReader(`{"name":"x"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := hc.Do(req)
+			if resp != nil {
+				resp.Body.Close()
+			}
+			if tc.stale != errors.Is(err, errStaleWrite) {
+				t.Errorf("err = %v, want errStaleWrite: %v", err, tc.stale)
+			}
+			n := 0
+			for _, r := range gh.Requests() {
+				if r.Path == p {
+					n++
+				}
+			}
+			if n != tc.tries {
+				t.Errorf("%d tries, want %d", n, tc.tries)
 			}
 		})
 	}
