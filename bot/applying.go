@@ -139,6 +139,18 @@ func (b *Bot) queueApply(ctx context.Context, pr *prInfo, cmd *Command, sp *stor
 	if err != nil {
 		return fmt.Errorf("take lock: %w", err)
 	}
+	// Another command may have applied this very plan while this one was
+	// planning (two `/tern apply` at once): its plan is then stale.
+	prior, err := b.st.AppliesForPR(ctx, pr.Repo, pr.Number)
+	if err != nil {
+		return fmt.Errorf("read applies: %w", err)
+	}
+	for _, p := range prior {
+		if p.Database == sp.Database && p.Environment == sp.Environment && p.State == store.Completed &&
+			p.HeadSHA == sp.HeadSHA && p.DesiredHash == sp.DesiredHash {
+			return refuse(report.Refusal(cmd.Line, fmt.Sprintf("nothing to apply: `%s/%s` was just applied with this plan (apply #%d).", sp.Database, sp.Environment, p.ID), ""))
+		}
+	}
 	a, err := b.st.CreateApplyWith(ctx, sp, store.ApplyRequest{RequestedBy: user, AllowUnsafe: cmd.AllowUnsafe,
 		AllowBlocking: cmd.AllowBlocking, MaxAttempts: b.cfg.Recovery.MaxAttempts})
 	var active *store.ActiveApplyError
