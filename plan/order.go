@@ -165,48 +165,17 @@ func narrowToChanges(env *schemadiff.Environment, sd *schemadiff.SchemaDiff, fro
 	for i, d := range diffs {
 		changed[i] = d.EntityName()
 	}
-	scope, all := orderScope(from, to, changed)
-	whole := func() (*schemadiff.SchemaDiff, []string, *schemadiff.Schema, int) {
-		q := make([]string, 0, len(liveDefs))
-		for _, name := range sortedKeys(liveDefs) {
-			q = append(q, liveDefs[name])
-		}
-		return sd, q, to, all
-	}
-	if len(scope) >= all {
-		return whole()
-	}
-	names := make([]string, 0, len(scope))
-	for n := range scope {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var (
-		fromTables, toTables []schemadiff.Entity
-		fromQueries          []string
-	)
-	for _, n := range names {
-		if t := from.Table(n); t != nil {
-			fromTables = append(fromTables, t)
-			fromQueries = append(fromQueries, liveDefs[n])
-		}
-		if t := to.Table(n); t != nil {
-			toTables = append(toTables, t)
+	g := newFKGraph(from, to)
+	if len(g.scope(changed)) < g.tables {
+		if sub, q, subTo, n, ok := narrowTo(env, g, diffs, from, to, liveDefs); ok {
+			return sub, q, subTo, n
 		}
 	}
-	subFrom, err := schemadiff.NewSchemaFromEntities(env, fromTables)
-	if err != nil {
-		return whole()
+	q := make([]string, 0, len(liveDefs))
+	for _, name := range sortedKeys(liveDefs) {
+		q = append(q, liveDefs[name])
 	}
-	subTo, err := schemadiff.NewSchemaFromEntities(env, toTables)
-	if err != nil {
-		return whole()
-	}
-	sub, err := schemadiff.DiffSchemas(env, subFrom, subTo, diffHints())
-	if err != nil || !sameDiffs(sub.UnorderedDiffs(), diffs) {
-		return whole()
-	}
-	return sub, fromQueries, subTo, len(scope)
+	return sd, q, to, g.tables
 }
 
 // sameDiffs reports whether a and b hold the same statements in the same
