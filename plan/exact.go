@@ -161,29 +161,32 @@ type columnLine struct{ key, line string }
 func orderedColumnLines(def string) []columnLine {
 	var out []columnLine
 	for _, line := range strings.Split(def, "\n") {
-		rest, ok := strings.CutPrefix(line, "  `")
-		if !ok {
-			continue
+		if name, _, ok := columnName(line); ok {
+			out = append(out, columnLine{key: strings.ToLower(name), line: strings.TrimSuffix(line, ",")})
 		}
-		end := -1
-		for i := 0; i < len(rest); i++ {
-			if rest[i] != '`' {
-				continue
-			}
-			if i+1 < len(rest) && rest[i+1] == '`' {
-				i++
-				continue
-			}
-			end = i
-			break
-		}
-		if end < 0 {
-			continue
-		}
-		name := strings.ReplaceAll(rest[:end], "``", "`")
-		out = append(out, columnLine{key: strings.ToLower(name), line: strings.TrimSuffix(line, ",")})
 	}
 	return out
+}
+
+// columnName returns the name of the column a SHOW CREATE TABLE line
+// defines ("  `name` type ...") and the rest of the line after the name.
+func columnName(line string) (name, rest string, ok bool) {
+	body, found := strings.CutPrefix(line, "  `")
+	if !found {
+		return "", "", false
+	}
+	// The quoted name ends at the first backtick that is not doubled.
+	for i := 0; i < len(body); i++ {
+		if body[i] != '`' {
+			continue
+		}
+		if i+1 < len(body) && body[i+1] == '`' {
+			i++
+			continue
+		}
+		return strings.ReplaceAll(body[:i], "``", "`"), body[i+1:], true
+	}
+	return "", "", false
 }
 
 func columnLines(def string) map[string]string {
@@ -240,10 +243,10 @@ func sortedOptionNames() []string {
 // indexes of desiredDef whose IGNORED mark differs from liveDef's (or that
 // are new and ignored: schemadiff's ADD KEY leaves the mark out).
 func ignoredIndexClauses(liveDef, desiredDef string) []string {
-	live := indexLines(liveDef)
+	live, desired := indexLines(liveDef), indexLines(desiredDef)
 	var out []string
-	for _, name := range sortedKeys(indexLines(desiredDef)) {
-		d := indexLines(desiredDef)[name]
+	for _, name := range sortedKeys(desired) {
+		d := desired[name]
 		l, ok := live[name]
 		dIgn := strings.HasSuffix(d, " IGNORED")
 		lIgn := ok && strings.HasSuffix(l, " IGNORED")

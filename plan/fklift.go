@@ -63,7 +63,7 @@ func orderLiftingKeys(ctx context.Context, env *schemadiff.Environment, fromQuer
 	}
 	var out []change
 	for _, k := range lifted {
-		out = append(out, change{stmt: Statement{Table: k.table, Kind: KindAlter,
+		out = append(out, change{lifted: k.name, stmt: Statement{Table: k.table, Kind: KindAlter,
 			DDL: "ALTER TABLE " + quoteIdent(k.table) + " DROP FOREIGN KEY " + quoteIdent(k.name)}})
 	}
 	for _, od := range ordered {
@@ -83,25 +83,14 @@ func orderLiftingKeys(ctx context.Context, env *schemadiff.Environment, fromQuer
 func (lt *linter) liftFindings(changes []change) []Finding {
 	var out []Finding
 	for i, c := range changes {
-		if c.diff != nil || c.stmt.Kind != KindAlter {
+		if c.lifted == "" {
 			continue
 		}
-		if name, ok := droppedKeyName(c.stmt.DDL, c.stmt.Table); ok {
-			f := &findings{lt: lt, stmt: i, table: c.stmt.Table}
-			f.add(CheckForeignKeyLifted, "", "", "foreign key %s is dropped and re-added around changing the type of both its ends: rows written in between are not checked against it", quoteIdent(name))
-			out = append(out, f.out...)
-		}
+		f := &findings{lt: lt, stmt: i, table: c.stmt.Table}
+		f.add(CheckForeignKeyLifted, "", "", "foreign key %s is dropped and re-added around changing the type of both its ends: rows written in between are not checked against it", quoteIdent(c.lifted))
+		out = append(out, f.out...)
 	}
 	return out
-}
-
-func droppedKeyName(ddl, table string) (string, bool) {
-	prefix := "ALTER TABLE " + quoteIdent(table) + " DROP FOREIGN KEY `"
-	if len(ddl) <= len(prefix) || ddl[:len(prefix)] != prefix {
-		return "", false
-	}
-	name := ddl[len(prefix) : len(ddl)-1]
-	return name, ddl[len(ddl)-1] == '`'
 }
 
 // keysToLift returns the foreign keys of to, present under the same name

@@ -158,29 +158,12 @@ func foldJSONText(p *sqlparser.Parser, def string, ct *sqlparser.CreateTable) (s
 // MariaDB's JSON rendering to `json`. It returns the column's name.
 func foldJSONLine(line string) (name, rewritten string, ok bool) {
 	body, comma := strings.CutSuffix(line, ",")
-	rest, found := strings.CutPrefix(body, "  `")
+	name, rest, found := columnName(body)
 	if !found {
 		return "", "", false
 	}
-	// The quoted name ends at the first backtick that is not doubled.
-	end := -1
-	for i := 0; i < len(rest); i++ {
-		if rest[i] != '`' {
-			continue
-		}
-		if i+1 < len(rest) && rest[i+1] == '`' {
-			i++
-			continue
-		}
-		end = i
-		break
-	}
-	if end < 0 {
-		return "", "", false
-	}
-	name = strings.ReplaceAll(rest[:end], "``", "`")
 	q := quoteIdent(name)
-	attrs, found := strings.CutPrefix(rest[end+1:], mariaJSONType)
+	attrs, found := strings.CutPrefix(rest, mariaJSONType)
 	if !found {
 		return "", "", false
 	}

@@ -74,6 +74,9 @@ func (p *Planner) conns() int {
 type change struct {
 	stmt Statement
 	diff schemadiff.EntityDiff
+	// lifted names the foreign key this statement drops to be re-added
+	// after its ends change type (fklift.go); "" for other statements.
+	lifted string
 }
 
 // Plan diffs d against the live schema and lints the result. live is a
