@@ -80,7 +80,7 @@ type FailOn string
 // Values of the fail-on input.
 const (
 	FailOnNever   FailOn = "never"   // default: the step passes whenever it planned
-	FailOnUnsafe  FailOn = "unsafe"  // fail when a finding is unsafe
+	FailOnUnsafe  FailOn = "unsafe"  // fail when a finding is unsafe or blocking
 	FailOnChanges FailOn = "changes" // fail when there is anything to apply
 )
 
@@ -101,6 +101,8 @@ func (f FailOn) Fails(p *plan.Plan) string {
 	switch {
 	case f == FailOnUnsafe && c.Unsafe > 0:
 		return fmt.Sprintf("the plan has %d unsafe findings (fail-on: unsafe)", c.Unsafe)
+	case f == FailOnUnsafe && c.Blocking > 0:
+		return fmt.Sprintf("the plan has %d statements that block writes to a large table (fail-on: unsafe; applying needs --allow-blocking)", c.Blocking)
 	case f == FailOnChanges && c.Statements > 0:
 		return fmt.Sprintf("the plan has %d statements to apply (fail-on: changes)", c.Statements)
 	}
@@ -108,13 +110,14 @@ func (f FailOn) Fails(p *plan.Plan) string {
 }
 
 // WritePlan publishes a plan made in a workflow: outputs changes
-// (true/false), statements and unsafe (counts), and the plan as the step
-// summary. title names what was planned.
+// (true/false), statements, unsafe and blocking (counts), and the plan as
+// the step summary. title names what was planned.
 func WritePlan(a *githubactions.Action, title string, p *plan.Plan) {
 	c := report.CountPlan(p)
 	a.SetOutput("changes", strconv.FormatBool(c.Statements > 0))
 	a.SetOutput("statements", strconv.Itoa(c.Statements))
 	a.SetOutput("unsafe", strconv.Itoa(c.Unsafe))
+	a.SetOutput("blocking", strconv.Itoa(c.Blocking))
 	a.AddStepSummary(PlanSummary(title, p))
 }
 

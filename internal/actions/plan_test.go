@@ -40,6 +40,8 @@ func TestSplitArgs(t *testing.T) {
 func TestFailOn(t *testing.T) {
 	changes := &plan.Plan{Statements: []plan.Statement{{Table: "t", Kind: plan.KindAlter, DDL: "ALTER TABLE `t` DROP COLUMN `b`"}}}
 	unsafe := &plan.Plan{Statements: changes.Statements, Findings: []plan.Finding{{Severity: plan.SeverityError, Table: "t"}}}
+	blocking := &plan.Plan{Statements: changes.Statements, Findings: []plan.Finding{{Severity: plan.SeverityBlocking, Table: "t"}}}
+	warned := &plan.Plan{Statements: changes.Statements, Findings: []plan.Finding{{Severity: plan.SeverityWarning, Table: "t"}}}
 	none := &plan.Plan{}
 	for _, tt := range []struct {
 		in    string
@@ -48,6 +50,9 @@ func TestFailOn(t *testing.T) {
 	}{
 		{"", unsafe, false}, {"never", unsafe, false},
 		{"unsafe", unsafe, true}, {"unsafe", changes, false},
+		// a statement that would block writes on a big table needs
+		// --allow-blocking to apply: as unsafe as a lost column for a gate
+		{"unsafe", blocking, true}, {"never", blocking, false}, {"unsafe", warned, false},
 		{"changes", changes, true}, {"changes", none, false},
 	} {
 		f, err := ParseFailOn(tt.in)
@@ -74,7 +79,7 @@ func TestWritePlan(t *testing.T) {
 	a, outputs, summary := newAction(t, &out)
 	WritePlan(a, "acme/shop, database shop, environment staging", p)
 	gotOut := read(t, outputs)
-	for k, v := range map[string]string{"changes": "true", "statements": "2", "unsafe": "1"} {
+	for k, v := range map[string]string{"changes": "true", "statements": "2", "unsafe": "1", "blocking": "0"} {
 		if !strings.Contains(gotOut, k+"<<_GitHubActionsFileCommandDelimeter_\n"+v+"\n_GitHubActionsFileCommandDelimeter_\n") {
 			t.Errorf("GITHUB_OUTPUT lacks %s=%s:\n%s", k, v, gotOut)
 		}
