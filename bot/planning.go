@@ -198,7 +198,7 @@ func (b *Bot) planTarget(ctx context.Context, pr *prInfo, db, env string, desire
 // head, under the server's plan limits.
 func loadDesired(ctx context.Context, head *commitReader, rc *config.Repo, db string, limits plan.Limits) (*plan.Desired, error) {
 	rdb, _ := rc.Database(db)
-	files, err := head.schemaFiles(ctx, rdb.SchemaDirClean())
+	files, err := head.schemaFiles(ctx, rdb.SchemaDirClean(), limits)
 	if err != nil {
 		return nil, err
 	}

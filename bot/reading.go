@@ -178,8 +178,9 @@ const blobWorkers = 8
 // schemaFiles reads every *.sql file under dir, recursively. A missing
 // directory is an error that says so. Symbolic links and
 // submodules anywhere under dir are refused by name: what they point at is
-// not in the commit's schema_dir.
-func (c *commitReader) schemaFiles(ctx context.Context, dir string) ([]plan.File, error) {
+// not in the commit's schema_dir. Files over limits are refused from the
+// sizes the tree lists, before any is downloaded.
+func (c *commitReader) schemaFiles(ctx context.Context, dir string, limits plan.Limits) ([]plan.File, error) {
 	e, ok, err := c.entry(ctx, dir)
 	if err != nil {
 		return nil, err
@@ -199,7 +200,10 @@ func (c *commitReader) schemaFiles(ctx context.Context, dir string) ([]plan.File
 	}
 	var special []string
 	type want struct{ path, sha string }
-	var wants []want
+	var (
+		wants []want
+		sizes []plan.FileSize
+	)
 	for _, te := range t.Entries {
 		p := dir + "/" + te.GetPath()
 		switch {
@@ -207,11 +211,17 @@ func (c *commitReader) schemaFiles(ctx context.Context, dir string) ([]plan.File
 			special = append(special, p+" ("+kindOf(te)+")")
 		case te.GetType() == "blob" && strings.HasSuffix(p, ".sql"):
 			wants = append(wants, want{p, te.GetSHA()})
+			sizes = append(sizes, plan.FileSize{Path: p, Size: int64(te.GetSize())})
 		}
 	}
 	if len(special) > 0 {
 		sort.Strings(special)
 		return nil, fmt.Errorf("schema_dir %s may hold only regular files and folders: %s", dir, strings.Join(special, ", "))
+	}
+	// The tree lists each blob's size: refuse what is over the limits
+	// before downloading any of it. Parse measures the content again.
+	if err := limits.CheckSizes(sizes); err != nil {
+		return nil, err
 	}
 	sort.Slice(wants, func(i, j int) bool { return wants[i].path < wants[j].path })
 	files := make([]plan.File, len(wants))

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ternhq/tern/internal/fakegithub"
+	"github.com/ternhq/tern/plan"
 )
 
 // planComment returns the PR's plan comment.
@@ -227,7 +228,7 @@ func TestSchemaFileOverOneMB(t *testing.T) {
 		t.Fatal(err)
 	}
 	pr := &prInfo{Owner: "acme", Name: "shop", Repo: repoName, Number: 2, HeadSHA: sha1}
-	got, err := newCommitReader(gh, pr, sha1, nil).schemaFiles(context.Background(), "db/shop")
+	got, err := newCommitReader(gh, pr, sha1, nil).schemaFiles(context.Background(), "db/shop", plan.Limits{MaxFileBytes: 2 << 20})
 	if err != nil || len(got) != 1 || string(got[0].Data) != big {
 		t.Fatalf("read %d files (%v), want db/shop/users.sql whole", len(got), err)
 	}

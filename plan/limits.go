@@ -78,17 +78,14 @@ func (e *LimitError) Error() string {
 // the limits before anything is parsed.
 func (l Limits) Parse(files []File) (*Desired, error) {
 	l = l.withDefaults()
-	var total int64
-	for _, f := range files {
-		if err := l.checkFile(f.Path, int64(len(f.Data))); err != nil {
-			return nil, err
-		}
-		total += int64(len(f.Data))
+	sizes := make([]FileSize, len(files))
+	for i, f := range files {
+		sizes[i] = FileSize{Path: f.Path, Size: int64(len(f.Data))}
 	}
-	subject := filesSubject(files)
-	if total > l.MaxTotalBytes {
-		return nil, &LimitError{Subject: subject, Key: "limits.max_total_bytes", Unit: "bytes", Got: total, Max: l.MaxTotalBytes}
+	if err := l.CheckSizes(sizes); err != nil {
+		return nil, err
 	}
+	subject := filesSubject(sizes)
 	var tables int64
 	for _, f := range files {
 		stmts, err := splitStatements(string(f.Data))
@@ -103,9 +100,33 @@ func (l Limits) Parse(files []File) (*Desired, error) {
 	return parse(files)
 }
 
+// FileSize is a schema file's path and size, known before its content
+// (a Git tree lists both).
+type FileSize struct {
+	Path string
+	Size int64
+}
+
+// CheckSizes measures files against MaxFileBytes and MaxTotalBytes, so
+// that a reader can refuse files before it downloads them.
+func (l Limits) CheckSizes(files []FileSize) error {
+	l = l.withDefaults()
+	var total int64
+	for _, f := range files {
+		if err := l.checkFile(f.Path, f.Size); err != nil {
+			return err
+		}
+		total += f.Size
+	}
+	if total > l.MaxTotalBytes {
+		return &LimitError{Subject: filesSubject(files), Key: "limits.max_total_bytes", Unit: "bytes", Got: total, Max: l.MaxTotalBytes}
+	}
+	return nil
+}
+
 // filesSubject names a set of files in a LimitError: their common
 // directory, as "schema files in db/shop".
-func filesSubject(files []File) string {
+func filesSubject(files []FileSize) string {
 	var dir string
 	for i, f := range files {
 		d := path.Dir(f.Path)

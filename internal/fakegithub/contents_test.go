@@ -27,7 +27,7 @@ func TestContents(t *testing.T) {
 	if err != nil || dir != nil {
 		t.Fatalf("file: %v %v", dir, err)
 	}
-	if body, err := f.GetContent(); err != nil || body != treeFiles["db/shop/users.sql"] || f.GetSHA() != blobSHA(body) {
+	if body, err := f.GetContent(); err != nil || body != treeFiles["db/shop/users.sql"] || f.GetSHA() != BlobSHA(body) {
 		t.Errorf("file content %q, %v", body, err)
 	}
 	// A long file survives GitHub's line-wrapped base64.
@@ -90,8 +90,8 @@ func TestBlobSHAIsGits(t *testing.T) {
 		"":        "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391",
 		"hello\n": "ce013625030ba8dba906f756967f9e9ca394464a",
 	} {
-		if got := blobSHA(content); got != want {
-			t.Errorf("blobSHA(%q) = %s, want %s", content, got, want)
+		if got := BlobSHA(content); got != want {
+			t.Errorf("BlobSHA(%q) = %s, want %s", content, got, want)
 		}
 	}
 }

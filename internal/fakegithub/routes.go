@@ -210,8 +210,9 @@ func (s *Server) handlePullReviews(w http.ResponseWriter, r *http.Request, rp *r
 
 // ---- contents, trees, blobs: see trees.go ----
 
-// blobSHA is git's object id of a blob holding content.
-func blobSHA(content string) string {
+// BlobSHA is the object id Git gives a file of this content, as the fake
+// names its blobs.
+func BlobSHA(content string) string {
 	h := sha1.New()
 	fmt.Fprintf(h, "blob %d\x00", len(content))
 	h.Write([]byte(content))

@@ -271,7 +271,7 @@ func commitFile(p, status, content string, add, del int) *github.CommitFile {
 		Changes:   github.Int(add + del),
 	}
 	if status != "removed" {
-		f.SHA = github.String(blobSHA(content))
+		f.SHA = github.String(BlobSHA(content))
 	}
 	return f
 }

@@ -210,7 +210,7 @@ func buildIndex(files, modes map[string]string) *treeIndex {
 		}
 		sha := c
 		if mode != modeSubmodule {
-			sha = blobSHA(c)
+			sha = BlobSHA(c)
 			ix.byBlob[sha] = p
 		}
 		parts := strings.Split(p, "/")
@@ -291,7 +291,7 @@ func (s *Server) handleContents(w http.ResponseWriter, r *http.Request, rp *repo
 		rc := &github.RepositoryContent{
 			Type: github.String(e.contentsType()), Size: github.Int(len(c)),
 			Name: github.String(name), Path: github.String(p),
-			SHA:         github.String(blobSHA(c)),
+			SHA:         github.String(BlobSHA(c)),
 			URL:         github.String(fmt.Sprintf("%srepos/%s/contents/%s%s", s.URL, rp.fullName, p, q)),
 			HTMLURL:     github.String(fmt.Sprintf("https://github.com/%s/blob/%s/%s", rp.fullName, sha, p)),
 			DownloadURL: github.String(fmt.Sprintf("https://raw.githubusercontent.com/%s/%s/%s", rp.fullName, sha, p)),

@@ -119,7 +119,7 @@ func TestTreesModesAndSubtrees(t *testing.T) {
 		if e.GetPath() == "db" && e.GetSHA() == db {
 			t.Error("db has the same SHA although head has a symlink and a submodule more")
 		}
-		if e.GetPath() == "tern.yaml" && e.GetSHA() != blobSHA(treeFiles["tern.yaml"]) {
+		if e.GetPath() == "tern.yaml" && e.GetSHA() != BlobSHA(treeFiles["tern.yaml"]) {
 			t.Error("tern.yaml blob SHA differs")
 		}
 	}
