@@ -46,7 +46,7 @@ func (h *harness) checkTitles() []string {
 }
 
 // TestBlockingCopyNeedsAllowBlockingAndShowsProgress: on a table of
-// 524,288 rows, over the target's max_blocking_rows, a change the server
+// 1,048,576 rows, over the target's max_blocking_rows, a change the server
 // can only make by copying is planned as a blocking COPY (with the table's
 // rows and size), refused without --allow-blocking, and run with it; while
 // the copy runs (several seconds), its progress reaches the check run and
@@ -55,9 +55,13 @@ func TestBlockingCopyNeedsAllowBlockingAndShowsProgress(t *testing.T) {
 	// Progress goes through the bot's coalescer like every step of a
 	// running apply; its window is shortened with the engine's interval so
 	// that a copy of seconds shows some.
-	h := newHarnessWith(t, "2s", ", max_blocking_rows: 100000, progress_interval: 500ms",
-		func(o *Options) { o.CoalesceWindow = 500 * time.Millisecond })
-	testdb.BigTable(t, h.staging, "big", 1<<19)
+	// On an idle machine the copy of 1<<19 rows took under a second, and
+	// the final report superseded the only progress report within one
+	// window: the table is 1<<20 rows (about 2 s of copy) and the
+	// windows 200ms.
+	h := newHarnessWith(t, "2s", ", max_blocking_rows: 100000, progress_interval: 200ms",
+		func(o *Options) { o.CoalesceWindow = 200 * time.Millisecond })
+	testdb.BigTable(t, h.staging, "big", 1<<20)
 	if _, err := h.staging.Exec("ANALYZE TABLE big"); err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +88,11 @@ func TestBlockingCopyNeedsAllowBlockingAndShowsProgress(t *testing.T) {
 
 	h.comment(2, "alice", "User", "/tern apply -e staging --allow-blocking")
 	var progress string
+	defer func() {
+		if t.Failed() {
+			t.Logf("check titles: %q", h.checkTitles())
+		}
+	}()
 	h.waitFor("a check run showing the copy's progress", func() bool {
 		for _, title := range h.checkTitles() {
 			if strings.HasPrefix(title, "Applying: copying `big` ") && strings.Contains(title, "%") {
