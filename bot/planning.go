@@ -237,7 +237,7 @@ func (b *Bot) publishPlan(ctx context.Context, gh *github.Client, pr *prInfo, ru
 	if err := b.setRef(ctx, pr.Repo, shaPRKey(pr.HeadSHA), int64(pr.Number), ""); err != nil {
 		return err
 	}
-	if err := b.setPlanChecks(ctx, gh, pr, run.repo, all, planned, multi); err != nil {
+	if err := b.setPlanChecks(ctx, gh, pr, run.repo, all, planned, multi, run.policy.planOnly); err != nil {
 		return err
 	}
 	return b.updateAggregate(ctx, gh, pr.Repo, pr.HeadSHA)
@@ -271,8 +271,9 @@ func (b *Bot) headResults(ctx context.Context, pr *prInfo, rc *config.Repo, plan
 // setPlanChecks sets the check runs of the pairs planned now. Per
 // database, environments go in promotion order: the first with changes
 // (or a failed plan) awaits apply, each later one waits for the one before
-// it. A run an apply owns is left alone (see checkOwnedByApply).
-func (b *Bot) setPlanChecks(ctx context.Context, gh *github.Client, pr *prInfo, rc *config.Repo, all []report.PlanResult, planned map[string]report.PlanResult, multi bool) error {
+// it. A run an apply owns is left alone (see checkOwnedByApply). planOnly,
+// when set, says why nothing can be applied from this PR.
+func (b *Bot) setPlanChecks(ctx context.Context, gh *github.Client, pr *prInfo, rc *config.Repo, all []report.PlanResult, planned map[string]report.PlanResult, multi bool, planOnly string) error {
 	blocked := map[string]bool{}
 	for _, r := range all {
 		rdb, _ := rc.Database(r.Database)
@@ -287,6 +288,9 @@ func (b *Bot) setPlanChecks(ctx context.Context, gh *github.Client, pr *prInfo, 
 			continue
 		}
 		c := report.PlanCheck(r, waiting, multi)
+		if planOnly != "" {
+			c = report.PlanOnlyCheck(c, planOnly)
+		}
 		skip, err := b.checkOwnedByApply(ctx, pr, r.Database, r.Environment, c)
 		if err != nil {
 			return err

@@ -95,6 +95,11 @@ func TestNoBaseConfigPlansButNeverApplies(t *testing.T) {
 	if !strings.Contains(pc, "Plan only") || !strings.Contains(norm(pc), "add column email") || strings.Contains(pc, "/tern apply") {
 		t.Errorf("plan comment of the PR adding tern.yaml:\n%s", pc)
 	}
+	// Nor does its check run suggest an apply that would be refused.
+	run := h.waitCheck(sha1, "tern/shop/staging", "Awaiting apply")
+	if out := run.GetOutput(); strings.Contains(out.GetSummary(), "/tern apply") || !strings.Contains(out.GetSummary(), "has no `tern.yaml`") {
+		t.Errorf("check run of the PR adding tern.yaml: %q\n%s", out.GetTitle(), out.GetSummary())
+	}
 	h.comment(2, "alice", "User", "/tern apply -e staging")
 	if reply := h.lastBotComment(2); !strings.Contains(reply, "refused") || !strings.Contains(reply, "has no `tern.yaml`") {
 		t.Errorf("apply from the PR adding tern.yaml: %q", reply)

@@ -81,6 +81,23 @@ func PlanCheck(r PlanResult, waitingFor string, multiDB bool) Check {
 	return finish(c)
 }
 
+// PlanOnlyCheck is c, a plan's check run, for a pull request nothing can
+// be applied from (why: "the base branch `main` has no `tern.yaml` yet"):
+// a run with changes says so instead of suggesting an apply that would be
+// refused. Its title and conclusion stay those of a plan with changes.
+func PlanOnlyCheck(c Check, why string) Check {
+	if c.Conclusion != ConclusionActionRequired {
+		return c
+	}
+	c.Summary = planOnlyNote(why)
+	return finish(c)
+}
+
+// planOnlyNote says why nothing can be applied from a PR and what to do.
+func planOnlyNote(why string) string {
+	return fmt.Sprintf("**Plan only**: %s, so nothing can be applied from this pull request. Merge `tern.yaml` first (with schema files that match the live schema), then apply schema changes from later pull requests.", oneLine(why))
+}
+
 // UnsafeCheck renders the check run of a plan refused for unsafe changes
 // or for statements that block writes to a large table.
 func UnsafeCheck(db, env string, p *plan.Plan, multiDB bool) Check {

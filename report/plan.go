@@ -57,7 +57,7 @@ func renderPlanComment(c PlanComment, budget int) string {
 		fmt.Fprintf(&b, "> **Policy changes take effect after merge.** This pull request changes %s in `tern.yaml`; it is planned and gated under the `tern.yaml` of its base branch.\n\n", strings.Join(c.PolicyChanges, ", "))
 	}
 	if c.PlanOnly != "" {
-		fmt.Fprintf(&b, "> **Plan only**: %s, so nothing can be applied from this pull request. Merge `tern.yaml` first (with schema files that match the live schema), then apply schema changes from later pull requests.\n\n", oneLine(c.PlanOnly))
+		fmt.Fprintf(&b, "> %s\n\n", planOnlyNote(c.PlanOnly))
 	}
 	if len(c.Results) == 0 {
 		b.WriteString("Nothing to plan: no database or environment matched.\n")
