@@ -132,7 +132,16 @@ type MySQL struct {
 	// ProgressInterval is how often, at most, a long DDL's progress is
 	// recorded and shown on the pull request. Default 30s.
 	ProgressInterval Duration `yaml:"progress_interval"`
+	// Online names the engine that runs, as an online row copy, the
+	// statements that would otherwise make writes wait on a table over
+	// MaxBlockingRows. Default "": none, every statement is direct DDL.
+	// The one engine is OnlinePTOSC.
+	Online string `yaml:"online"`
 }
+
+// OnlinePTOSC is the value of mysql.online that runs copying changes
+// through pt-online-schema-change (percona-toolkit).
+const OnlinePTOSC = "pt-osc"
 
 // BlockingRows is MaxBlockingRows with its default.
 func (m *MySQL) BlockingRows() int64 {
@@ -496,6 +505,9 @@ func (c *Config) Validate() error {
 			}
 			if m.ProgressInterval < 0 {
 				bad(p+".mysql.progress_interval", "must be 0 or more")
+			}
+			if m.Online != "" && m.Online != OnlinePTOSC {
+				bad(p+".mysql.online", "unknown online engine %q; the only one is %s (pt-online-schema-change), or leave it out for direct DDL", m.Online, OnlinePTOSC)
 			}
 		case t.PlanetScale != nil:
 			ps := t.PlanetScale
