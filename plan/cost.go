@@ -117,6 +117,9 @@ type CostOptions struct {
 	// blocking writes whatever the statement (PlanetScale deploy requests):
 	// every ALTER is ONLINE with no lock.
 	Online bool
+	// OnlineCopy, when set, is the target's online engine for the
+	// statements that would otherwise block (see onlineCopy).
+	OnlineCopy OnlineCopier
 }
 
 // Blocking returns the findings that need --allow-blocking.
@@ -198,6 +201,9 @@ func (p *Planner) Cost(ctx context.Context, pl *Plan, live, shadow *sql.DB, opts
 		}
 		if st.Kind == KindAlter && c.Algorithm != AlgorithmInstant && c.Algorithm != AlgorithmOnline {
 			c.Duration = durationBand(c.RowsEstimate, c.BytesEstimate)
+		}
+		if err := onlineCopy(ctx, opts, *st, c); err != nil {
+			return err
 		}
 		if st.Kind == KindAlter && c.Locks() && (opts.MaxBlockingRows <= 0 || c.RowsEstimate > opts.MaxBlockingRows) {
 			c.Blocking = true

@@ -1,6 +1,8 @@
 // Package targets builds, from the server config, the engine and shadow
 // pool of each (repository, database, environment): direct DDL for MySQL
-// targets, deploy requests for PlanetScale ones.
+// targets (with pt-online-schema-change for the copies that would block
+// writes, when mysql.online says so), deploy requests for PlanetScale
+// ones.
 package targets
 
 import (
@@ -19,6 +21,8 @@ import (
 	"github.com/ternhq/tern/engine"
 	"github.com/ternhq/tern/engine/mysqlddl"
 	"github.com/ternhq/tern/engine/psdeploy"
+	"github.com/ternhq/tern/engine/ptosc"
+	"github.com/ternhq/tern/engine/route"
 	"github.com/ternhq/tern/plan"
 )
 
@@ -96,12 +100,25 @@ func (s *Set) build(tc *config.Target) (*apply.Target, error) {
 		if err != nil {
 			return nil, fmt.Errorf("mysql.shadow_dsn: %w", err)
 		}
-		e, err := mysqlddl.New(*tc.MySQL, tc.Database)
+		direct, err := mysqlddl.New(*tc.MySQL, tc.Database)
 		if err != nil {
 			return nil, err
 		}
+		cost := plan.CostOptions{MaxBlockingRows: tc.MySQL.BlockingRows()}
+		var e engine.Engine = direct
+		if tc.MySQL.Online == config.OnlinePTOSC {
+			online, err := ptosc.New(*tc.MySQL, tc.Database, ptosc.Options{Logger: s.log})
+			if err != nil {
+				direct.Close()
+				return nil, err
+			}
+			e = route.New(direct, online)
+			cost.OnlineCopy = func(ctx context.Context, st plan.Statement) (string, error) {
+				return online.Eligible(ctx, st.Table, st.DDL)
+			}
+		}
 		s.engines = append(s.engines, e)
-		return &apply.Target{Engine: e, Shadow: shadow, AllowedEngines: tc.AllowedEngines, Cost: plan.CostOptions{MaxBlockingRows: tc.MySQL.BlockingRows()}}, nil
+		return &apply.Target{Engine: e, Shadow: shadow, AllowedEngines: tc.AllowedEngines, Cost: cost}, nil
 	case tc.PlanetScale != nil:
 		shadowDSN, server := tc.PlanetScale.ShadowDSN, false
 		if shadowDSN == "" {
