@@ -353,7 +353,9 @@ func (p *Planner) readLive(ctx context.Context, live *sql.DB) (*liveSchema, erro
 	}
 	ls.name = name.String
 	ls.mariadb = strings.Contains(strings.ToLower(version), "mariadb")
-	rows, err := live.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')")
+	// Tables named _tern_... are tern's own (an online copy's shadow or old
+	// table): schema files cannot declare them, and no plan drops them.
+	rows, err := live.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') AND LEFT(TABLE_NAME, 6) <> '_tern_'")
 	if err != nil {
 		return nil, fmt.Errorf("list live tables of %s: %w", ls.name, err)
 	}
