@@ -32,7 +32,10 @@ var changeRE = regexp.MustCompile("(?i)\\bCHANGE\\s+(?:COLUMN\\s+)?(`(?:[^`]|``)
 // why not (a sentence for the plan). The tool needs a primary key or a
 // unique key, no triggers on the table (it adds its own), and no foreign
 // keys pointing at the table or out of it (it cannot keep the first and
-// renames the second).
+// renames the second). Only the live schema is searched for foreign keys
+// pointing at the table (searching every schema opens every table of the
+// server); one from another schema makes the tool itself refuse at apply,
+// a permanent error that says so.
 func (e *Engine) Eligible(ctx context.Context, table, ddl string) (string, error) {
 	spec, err := alterSpec(ddl, table)
 	if err != nil {
@@ -53,9 +56,9 @@ func (e *Engine) Eligible(ctx context.Context, table, ddl string) (string, error
 	}
 	var triggers, keys, children, parents int
 	err = e.db.QueryRowContext(ctx, `SELECT
- (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ?),
+ (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = ?),
  (SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND NON_UNIQUE = 0),
- (SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME = ?),
+ (SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME = ?),
  (SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ?)`,
 		table, table, table, table).Scan(&triggers, &keys, &children, &parents)
 	if err != nil {
