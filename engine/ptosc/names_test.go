@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ternhq/tern/config"
 	"github.com/ternhq/tern/engine"
 )
 
@@ -110,5 +111,38 @@ func TestOptionFile(t *testing.T) {
 	want := "[client]\nuser=\"tern\"\npassword=\"p\\\"a\\\\ss\"\n"
 	if got != want {
 		t.Errorf("optionFile = %q, want %q", got, want)
+	}
+}
+
+// TestArgs: the tool is told where the server is (TCP or socket) and where
+// the option file is, never the user or password, and only the change.
+func TestArgs(t *testing.T) {
+	needTool(t)
+	for _, tt := range []struct{ dsn, where string }{
+		{"alice:s3cret@tcp(db.example:3307)/shop", ",h=db.example,P=3307"},
+		{"alice:s3cret@tcp([::1]:3306)/shop", ",h=::1,P=3306"},
+		{"alice:s3cret@unix(/run/mysqld/mysqld.sock)/shop", ",S=/run/mysqld/mysqld.sock"},
+	} {
+		e, err := New(config.MySQL{DSN: tt.dsn}, "", Options{ChunkSize: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := strings.Join(e.args(namesFor("shop", "t", 1, 2), "t", "MODIFY `v` bigint", "/tmp/x/client.cnf"), " ")
+		e.Close()
+		if strings.Contains(args, "s3cret") || strings.Contains(args, "alice") {
+			t.Errorf("args name the password or user: %s", args)
+		}
+		for _, want := range []string{"--alter MODIFY `v` bigint ", "--new-table-name=_tern_1_2_new_t", "--no-swap-tables", "--no-version-check",
+			"--chunk-size=10 --chunk-time=0", "F=/tmp/x/client.cnf,D=shop,t=t" + tt.where} {
+			if !strings.Contains(args, want) {
+				t.Errorf("args %s: no %q", args, want)
+			}
+		}
+	}
+	if _, err := New(config.MySQL{DSN: "alice:s3cret@tcp(h:1)/shop?tls=true"}, "", Options{}); err == nil || !strings.Contains(err.Error(), "tls") {
+		t.Errorf("a TLS DSN: %v", err)
+	}
+	if _, err := New(config.MySQL{DSN: "alice:s3cret@tcp(h:1)/shop"}, "", Options{Tool: "no-such-pt-osc"}); err == nil || !strings.Contains(err.Error(), "percona-toolkit") {
+		t.Errorf("a missing tool: %v", err)
 	}
 }

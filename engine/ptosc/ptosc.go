@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -128,14 +129,11 @@ func New(cfg config.MySQL, database string, opts Options) (*Engine, error) {
 	case "unix":
 		e.socket = mc.Addr
 	default:
-		host, port, ok := strings.Cut(mc.Addr, ":")
-		if i := strings.LastIndex(mc.Addr, ":"); i >= 0 {
-			host, port, ok = mc.Addr[:i], mc.Addr[i+1:], true
+		host, port, err := net.SplitHostPort(mc.Addr)
+		if err != nil {
+			host, port = strings.Trim(mc.Addr, "[]"), "3306"
 		}
-		if !ok {
-			port = "3306"
-		}
-		e.host, e.port = strings.Trim(host, "[]"), port
+		e.host, e.port = host, port
 	}
 	if e.opts.Logger == nil {
 		e.opts.Logger = slog.Default()
@@ -303,16 +301,12 @@ func (e *Engine) abandon(ctx context.Context, state map[string]string, seq int, 
 	}
 }
 
-// session takes a connection of its own with the target's
-// lock_wait_timeout.
+// session takes a connection of its own (its lock_wait_timeout is the
+// target's, as on every connection of the pool).
 func (e *Engine) session(ctx context.Context) (*sql.Conn, error) {
 	conn, err := e.db.Conn(ctx)
 	if err != nil {
 		return nil, engine.ClassifyMySQL(fmt.Errorf("connect: %w", err))
-	}
-	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = "+strconv.FormatInt(e.lockWaitSeconds(), 10)); err != nil {
-		discard(conn)
-		return nil, engine.ClassifyMySQL(fmt.Errorf("set lock_wait_timeout: %w", err))
 	}
 	return conn, nil
 }
