@@ -44,7 +44,7 @@ func TestServeKilledMidOnlineCopyIsRescued(t *testing.T) {
 	w.env["SHOP_STAGING_DSN"] = liveDSN(t, liveName)
 	cfg := w.config(
 		`  - {repository: acme/shop, database: shop, environment: staging, mysql: {dsn: "${SHOP_STAGING_DSN}", lock_wait_timeout: 10s, max_blocking_rows: 1000, online: pt-osc}}`,
-		"  interval: 0s\n  lease: 5s\n  max_attempts: 3\n  backoff_base: 1s\n  backoff_max: 1s")
+		"  interval: 0s\n  lease: 5s\n  max_attempts: 5\n  backoff_base: 1s\n  backoff_max: 1s")
 	srv := w.serve(cfg)
 	body, err := fakegithub.PRPayload("opened", repoName, 9, headSHA, installation)
 	if err != nil {
@@ -172,7 +172,8 @@ func toolProcesses() []string {
 // rescue waits until the dead worker's lease on apply a lapses, runs (with
 // config cfg) the
 // recovery pass that rescues it (retrying, with a backoff), waits until it
-// falls due and runs the pass that completes it. It returns the rescuing
+// falls due and runs the pass that completes it (up to three, should the
+// server fail an attempt transiently). It returns the rescuing
 // pass's output.
 func (w *world) rescue(ctx context.Context, cfg string, a *store.Apply) string {
 	t := w.t
@@ -188,16 +189,25 @@ func (w *world) rescue(ctx context.Context, cfg string, a *store.Apply) string {
 	if sum != (summary{Retrying: 1, Rescued: 1}) {
 		t.Fatalf("rescuing pass: %+v, want retrying=1 rescued=1\n%s", sum, rescued)
 	}
-	waitFor(t, "the rescued apply to fall due", func() bool {
-		got, err := w.st.Apply(ctx, a.ID)
-		if err != nil {
-			t.Fatal(err)
+	// A pass once the apply is due completes it. The shared test server
+	// sometimes fails a statement for reasons of its own (a temporary
+	// file gone under load): such an attempt fails transiently and a
+	// later pass runs it again.
+	for i := 0; ; i++ {
+		waitFor(t, "the rescued apply to fall due", func() bool {
+			got, err := w.st.Apply(ctx, a.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return !time.Now().Before(got.NextAttemptAt)
+		})
+		out, sum := w.recoverPass(cfg)
+		if sum == (summary{Recovered: 1}) {
+			return rescued
 		}
-		return !time.Now().Before(got.NextAttemptAt)
-	})
-	out, sum := w.recoverPass(cfg)
-	if sum != (summary{Recovered: 1}) {
-		t.Fatalf("pass after the backoff: %+v, want recovered=1\n%s", sum, out)
+		if sum != (summary{Retrying: 1}) || i == 2 {
+			t.Fatalf("pass after the backoff: %+v, want recovered=1\n%s", sum, out)
+		}
+		t.Logf("pass after the backoff: retrying (%s); another pass", strings.TrimSpace(out))
 	}
-	return rescued
 }

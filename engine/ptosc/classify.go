@@ -11,6 +11,10 @@ import (
 // --critical-load (Threads_running); transient.
 const classServerLoad = "server_load"
 
+// classServerIO: the server failed on a file of its own (MySQL's
+// "(Errcode: N ...)" errors); transient.
+const classServerIO = "server_io"
+
 // failure is one kind of pt-online-schema-change failure: a phrase of its
 // output, the class, and what to tell the user.
 type failure struct {
@@ -29,6 +33,8 @@ var failures = []failure{
 	{"Cannot connect to MySQL", engine.ClassConnectionLost, true, "the tool could not connect to the target; the apply will be retried"},
 	{"Lost connection", engine.ClassConnectionLost, true, "the tool lost its connection to the target; the apply will be retried"},
 	{"server has gone away", engine.ClassConnectionLost, true, "the tool lost its connection to the target; the apply will be retried"},
+	{"(Errcode: ", classServerIO, true,
+		"the server failed on a file of its own (a temporary file, under load?); the copy stopped and the apply will be retried"},
 	{"exceeds its critical threshold", classServerLoad, true,
 		"the server was too busy (over pt-online-schema-change's --critical-load); the copy stopped and the apply will be retried"},
 	{"has triggers", engine.ClassUnsupported, false,

@@ -97,6 +97,7 @@ func TestClassify(t *testing.T) {
 		{"You are trying to add an unique key. This can result in data loss if the data is not unique.", engine.ClassUnsupported, false, "unique"},
 		{"DBD::mysql::st execute failed: TRIGGER command denied to user 'tern'@'localhost' for table 't'", engine.ClassPermission, false, "TRIGGER"},
 		{"Threads_running=80 exceeds its critical threshold 50", classServerLoad, true, "busy"},
+		{`DBD::mysql::db selectall_arrayref failed: Error on delete of '/tmp/#sql-temptable-ee5-79d8-3ba.MAI' (Errcode: 2 "No such file or directory")`, classServerIO, true, "retried"},
 		{"something nobody expected", engine.ClassUnknown, false, "something nobody expected"},
 	} {
 		err := classify(tt.out, 255)
