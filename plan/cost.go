@@ -212,6 +212,7 @@ func (p *Planner) Cost(ctx context.Context, pl *Plan, live, shadow *sql.DB, opts
 		}
 		st.Cost = c
 	}
+	explainOnlineRefusals(pl)
 	return nil
 }
 

@@ -58,7 +58,10 @@ func TestCostOnlineCopy(t *testing.T) {
 				}
 			default:
 				if c.Algorithm != AlgorithmCopy || !c.Blocking || !strings.Contains(c.Reason, "the table has triggers") || len(pl.Blocking()) != 1 {
-					t.Errorf("refused: cost %+v; want the blocking COPY with the engine's reason", c)
+					t.Fatalf("refused: cost %+v; want the blocking COPY with the engine's reason", c)
+				}
+				if m := pl.Blocking()[0].Message; !strings.Contains(m, "online engine cannot run it: the table has triggers") {
+					t.Errorf("the blocking finding %q does not say why the online engine cannot take it", m)
 				}
 			}
 		}
