@@ -150,6 +150,14 @@ func TestCopyKeepsEveryWrite(t *testing.T) {
 			t.Errorf("command line %q: want the option file and only the change", a)
 		}
 	}
+	rec.mu.Lock()
+	t.Logf("progress recorded %d times: %+v", len(rec.progress), rec.progress)
+	for _, p := range rec.progress {
+		if p.Stage != stageCopying || p.Percent < 0 || p.Percent > 100 {
+			t.Errorf("progress %+v", p)
+		}
+	}
+	rec.mu.Unlock()
 	if got := rec.String(); got != "start 1, done 1" {
 		t.Errorf("recorded %q", got)
 	}
