@@ -62,9 +62,9 @@ func (w *writer) run(ctx context.Context) {
 		if errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205 || (me.Number == 1146 && strings.Contains(me.Message, "_tern_"))) {
 			// The statement failed and was rolled back, as an application
 			// sees it, and is retried: the copy's chunks and the triggers
-			// take row locks (deadlocks), and while the tool runs a write
-			// now and then fails with 1146 naming the shadow table
-			// (docs/online-engine.md). The final check proves none of
+			// take row locks (deadlocks), and a prepared statement run just
+			// after the triggers are created can fail with 1146 naming the
+			// shadow table (MariaDB's, see docs/online-engine.md). The final check proves none of
 			// these half-happened.
 			w.mu.Lock()
 			w.retried++
