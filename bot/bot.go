@@ -153,6 +153,9 @@ type Bot struct {
 	// sleep waits between asks that are not retries of one request
 	// (mergeable.go); GitHubRetry.Sleep.
 	sleep func(ctx context.Context, d time.Duration) error
+	// writeBound is how long a GitHub write sent may still land: one
+	// try's timeout and a margin (see store.BeginReportWrite).
+	writeBound time.Duration
 
 	// blobs caches schema files and tern.yaml by blob SHA.
 	blobs *blobCache
@@ -232,6 +235,7 @@ func New(opts Options) (*Bot, error) {
 	}
 	b.uploadURL = uploadURLFor(b.apiURL)
 	b.sleep = opts.GitHubRetry.withDefaults().Sleep
+	b.writeBound = opts.GitHubRetry.withDefaults().TryTimeout + writeBoundMargin
 	b.progress = newCoalescer(opts.CoalesceWindow, b.reportQuiet)
 	if opts.coalesceClock != nil {
 		b.progress.now, b.progress.after = opts.coalesceClock, opts.coalesceAfter

@@ -35,6 +35,12 @@ func (s slowComments) RoundTrip(r *http.Request) (*http.Response, error) {
 // connection pool, standing for two processes running recovery passes.
 func reporters(t *testing.T) (*store.Store, *fakegithub.Server, [2]*Bot) {
 	t.Helper()
+	return reportersWith(t, nil)
+}
+
+// reportersWith is reporters with each Bot's options changed by opt.
+func reportersWith(t *testing.T, opt func(*Options)) (*store.Store, *fakegithub.Server, [2]*Bot) {
+	t.Helper()
 	ctx := context.Background()
 	dsn, _ := testdb.New(t, "bot_outcome")
 	gh, err := fakegithub.New()
@@ -63,9 +69,13 @@ func reporters(t *testing.T) (*store.Store, *fakegithub.Server, [2]*Bot) {
 			}
 			first = st
 		}
-		bots[i], err = New(Options{Config: cfg, Store: st, Runner: noRunner{}, Targets: noTargets{},
+		o := Options{Config: cfg, Store: st, Runner: noRunner{}, Targets: noTargets{},
 			HTTPClient: &http.Client{Transport: slowComments{http.DefaultTransport}},
-			Logger:     slog.New(slog.NewTextHandler(io.Discard, nil))})
+			Logger:     slog.New(slog.NewTextHandler(io.Discard, nil))}
+		if opt != nil {
+			opt(&o)
+		}
+		bots[i], err = New(o)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -54,6 +54,24 @@ func reportWaiting(t *testing.T, st *store.Store) bool {
 	return n > 0
 }
 
+// killReportLease KILLs the ledger connection holding PR 2's report lease,
+// if one does, and reports whether one did.
+func killReportLease(t *testing.T, st *store.Store) bool {
+	t.Helper()
+	var holder sql.NullInt64
+	if err := st.DB().QueryRow(`SELECT IS_USED_LOCK(CONCAT('tern_report.', LEFT(SHA2(CONCAT(DATABASE(), '/', ?), 256), 40)))`,
+		"acme/shop#2").Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	if !holder.Valid {
+		return false
+	}
+	if _, err := st.DB().Exec(fmt.Sprintf("KILL %d", holder.Int64)); err != nil {
+		t.Fatal(err)
+	}
+	return true
+}
+
 // Two reporters of one apply (a recovery pass and a server, or two pods):
 // the first read the ledger while the apply ran and its GitHub write is
 // delayed; meanwhile the apply completes and the second reporter reports
@@ -140,16 +158,7 @@ func TestReportLeaseLostWhileWriting(t *testing.T) {
 	a, running, hold, staleDone := staleReport(t, st, gh, bots[0])
 	// Kill whatever connection holds the PR's report lease; on today's
 	// main there is none, and the race is the one above.
-	var holder sql.NullInt64
-	if err := st.DB().QueryRow(`SELECT IS_USED_LOCK(CONCAT('tern_report.', LEFT(SHA2(CONCAT(DATABASE(), '/', ?), 256), 40)))`,
-		"acme/shop#2").Scan(&holder); err != nil {
-		t.Fatal(err)
-	}
-	if holder.Valid {
-		if _, err := st.DB().Exec(fmt.Sprintf("KILL %d", holder.Int64)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	killReportLease(t, st)
 	final, err := st.FinishApply(ctx, running, store.Completed, "", "", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -160,6 +169,77 @@ func TestReportLeaseLostWhileWriting(t *testing.T) {
 	hold.Release()
 	if err := <-staleDone; err != nil {
 		t.Fatalf("stale reporter: %v", err)
+	}
+	assertShowsNewest(t, st, gh, final)
+}
+
+// The stale reporter loses its lease while its write is in flight, the
+// fresh reporter reports the completed apply, and only then does the stale
+// write land, after which the stale reporter dies (SIGKILL: it never finds
+// its lease lost, never reports again). The ledger says reported, yet the
+// PR shows Applying. The fresh reporter saw a write of the stale one in
+// flight when it took over: the apply is reported again once that write
+// can no longer land (one try's timeout later), and recovery passes bring
+// the PR back to the newest state.
+func TestReporterKilledWhileWritingIsRedone(t *testing.T) {
+	st, gh, bots := reportersWith(t, func(o *Options) { o.GitHubRetry.TryTimeout = time.Second })
+	ctx := context.Background()
+	a, running := runningApply(t, st)
+	hold := gh.HoldNext(http.MethodPost, "/repos/acme/shop/check-runs")
+	t.Cleanup(hold.Release)
+	staleCtx, kill := context.WithCancel(ctx)
+	defer kill()
+	staleDone := make(chan error, 1)
+	go func() { staleDone <- bots[0].Reporter().Report(staleCtx, a) }()
+	<-hold.Arrived()
+
+	if !killReportLease(t, st) {
+		t.Fatal("no connection holds PR 2's report lease")
+	}
+	final, err := st.FinishApply(ctx, running, store.Completed, "", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bots[1].Reporter().Report(ctx, a); err != nil {
+		t.Fatalf("fresh reporter: %v", err)
+	}
+	if err := st.MarkReported(ctx, a.ID, final.Version); err != nil {
+		t.Fatal(err)
+	}
+	// The stale reporter dies; its held write lands after the fresh one.
+	kill()
+	hold.Release()
+	<-staleDone
+	deadline := time.Now().Add(time.Minute)
+	for gh.LatestCheckRun(repoName, sha1, "tern/shop/staging").GetStatus() == "completed" {
+		if time.Now().After(deadline) {
+			t.Fatal("the stale write never landed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// Recovery passes: report what is due until the PR shows the apply's
+	// newest state and nothing is due.
+	for {
+		due, err := st.ReportDue(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range due {
+			if err := bots[1].Reporter().Report(ctx, d); err != nil {
+				t.Fatalf("report: %v", err)
+			}
+			if err := st.MarkReported(ctx, d.ID, d.Version); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(due) == 0 && gh.LatestCheckRun(repoName, sha1, "tern/shop/staging").GetStatus() == "completed" {
+			break
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	assertShowsNewest(t, st, gh, final)
 }

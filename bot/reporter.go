@@ -37,6 +37,14 @@ func (b *Bot) Reporter() *Reporter { return &Reporter{b: b} }
 // reporter whose lease was lost while it wrote (its ledger connection
 // died) may have been overtaken by another: it reports again, rewriting
 // every object the apply shows, whatever the ledger remembers of them.
+//
+// A reporter that dies while its write is in flight cannot report again,
+// and that write may land after the newer reporter's. So every write is
+// recorded with the apply before it is sent and cleared once answered
+// (store.BeginReportWrite): writes of a reporter that was taken over from
+// are refused, and the reporter that took over from one with a write in
+// flight leaves the apply due a forced report once that write can no
+// longer land (one try's timeout later).
 func (r *Reporter) Report(ctx context.Context, a *store.Apply) error {
 	unlock := r.b.lockPR(a.Repository, a.PR)
 	defer unlock()
@@ -47,6 +55,10 @@ func (r *Reporter) Report(ctx context.Context, a *store.Apply) error {
 // the same pull request; one that gives up leaves the apply report-due for
 // the next recovery pass.
 const reportLeaseWait = 20 * time.Second
+
+// writeBoundMargin is added to one try's timeout to bound how long a
+// GitHub write that got no answer may still land.
+const writeBoundMargin = 2 * time.Second
 
 // reportRounds bounds the rounds of one report: the ledger moving on, or
 // the lease being lost, while a round wrote.
@@ -60,7 +72,12 @@ func (b *Bot) report(ctx context.Context, a *store.Apply) error {
 		if err != nil {
 			return fmt.Errorf("report apply %d: %w", a.ID, err)
 		}
-		shown, err := b.reportRound(ctx, a.ID, force)
+		w, err := b.st.BeginReportWrite(ctx, a.ID, b.writeBound)
+		if err != nil {
+			lease.Release(context.WithoutCancel(ctx))
+			return fmt.Errorf("report apply %d: %w", a.ID, err)
+		}
+		shown, err := b.reportRound(ctx, a.ID, force || w.Force, w)
 		newer := false
 		if err == nil {
 			var cur *store.Apply
@@ -68,7 +85,16 @@ func (b *Bot) report(ctx context.Context, a *store.Apply) error {
 				newer = cur.Version > shown.Version
 			}
 		}
+		overtaken, eerr := b.st.EndReportWrite(context.WithoutCancel(ctx), w)
 		held, lost := lease.Release(context.WithoutCancel(ctx))
+		switch {
+		case eerr != nil:
+			err = errors.Join(err, eerr)
+		case overtaken:
+			// Another reporter took over: this one's writes may have
+			// landed after its newer ones. Read again, report again.
+			held, lost = false, errors.Join(lost, store.ErrReportOvertaken)
+		}
 		switch {
 		case !held && round < reportRounds && ctx.Err() == nil:
 			b.log.Warn("report lease lost while writing GitHub; reporting again", "apply", a.ID, "err", lost)
@@ -91,8 +117,9 @@ func (b *Bot) report(ctx context.Context, a *store.Apply) error {
 // reportRound reads apply id and brings GitHub in line with it, returning
 // the version shown. force rewrites the objects the apply shows even where
 // the ledger remembers them showing this text already (another reporter
-// may have overwritten them since).
-func (b *Bot) reportRound(ctx context.Context, id int64, force bool) (*store.Apply, error) {
+// may have overwritten them since). Every write is announced in the
+// ledger through w.
+func (b *Bot) reportRound(ctx context.Context, id int64, force bool, w *store.ReportWrite) (*store.Apply, error) {
 	cur, err := b.st.Apply(ctx, id)
 	if err != nil {
 		return nil, err
@@ -110,13 +137,7 @@ func (b *Bot) reportRound(ctx context.Context, id int64, force bool) (*store.App
 	if err != nil {
 		return nil, err
 	}
-	// A write that waits out a rate limit or a 5xx is not sent again once
-	// the apply has moved on: the newer state is reported by whoever moved
-	// it, and must not be overwritten by this one.
-	ctx = withStaleCheck(ctx, func(ctx context.Context) bool {
-		now, err := b.st.Apply(ctx, id)
-		return err == nil && now.Version != cur.Version
-	})
+	ctx = withWriteGuard(ctx, &reportGuard{b: b, w: w, version: cur.Version})
 	c := report.ApplyCheck(cur, tasks)
 	if force {
 		if err := b.forgetShown(ctx, cur.Repository, checkKey(cur.HeadSHA, c.Name), checkKey(cur.HeadSHA, report.AggregateName), applyCommentKey(cur.ID)); err != nil {
@@ -169,6 +190,38 @@ func (b *Bot) forgetShown(ctx context.Context, repo string, keys ...string) erro
 		}
 	}
 	return nil
+}
+
+// reportGuard announces a report's GitHub writes in the ledger (see
+// store.ReportWrite) and refuses them once another reporter took over. A
+// write that waits out a rate limit or a 5xx is not sent again once the
+// apply has moved on either: the newer state is reported by whoever moved
+// it, and must not be overwritten by this one.
+type reportGuard struct {
+	b       *Bot
+	w       *store.ReportWrite
+	version int64
+}
+
+func (g *reportGuard) sending(ctx context.Context, resend bool) error {
+	if err := g.b.st.ReportWriteSending(ctx, g.w); err != nil {
+		return err
+	}
+	if !resend {
+		return nil
+	}
+	now, err := g.b.st.Apply(ctx, g.w.ApplyID)
+	if err == nil && now.Version != g.version {
+		return fmt.Errorf("apply %d moved on to version %d", g.w.ApplyID, now.Version)
+	}
+	return nil
+}
+
+func (g *reportGuard) answered(ctx context.Context) {
+	if err := g.b.st.ReportWriteAnswered(ctx, g.w); err != nil {
+		// The write stays announced: the apply gets a recheck.
+		g.b.log.Warn("record a GitHub answer", "apply", g.w.ApplyID, "err", err)
+	}
 }
 
 // promoteNext turns the next environment's "Waiting for <env>" check into

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -112,7 +113,19 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	spent := time.Duration(0)
 	backoff := t.policy.Backoff
+	guard, _ := ctx.Value(guardKey{}).(writeGuard)
+	if req.Method == http.MethodGet || req.Method == http.MethodHead {
+		guard = nil
+	}
 	for attempt := 1; ; attempt++ {
+		// A write is announced to its guard before each try: one that
+		// would land after writes made meanwhile from a newer state (or by
+		// a reporter that took over) is not sent.
+		if guard != nil {
+			if err := guard.sending(ctx, attempt > 1); err != nil {
+				return nil, fmt.Errorf("%w: %w", errStaleWrite, err)
+			}
+		}
 		tctx, cancel := context.WithTimeout(ctx, t.policy.TryTimeout)
 		r := req.Clone(tctx)
 		if body != nil {
@@ -120,6 +133,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		}
 		resp, err := t.next.RoundTrip(r)
+		if resp != nil && guard != nil {
+			guard.answered(ctx)
+		}
 		if resp != nil {
 			resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 		} else {
@@ -152,26 +168,28 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, serr
 		}
 		spent += wait
-		// A write sent again after a wait would land later than writes
-		// made meanwhile from a newer state: its caller may say it is
-		// stale now, and then it is not sent again.
-		if stale, ok := ctx.Value(staleKey{}).(func(context.Context) bool); ok && req.Method != http.MethodGet && req.Method != http.MethodHead && stale(ctx) {
-			return nil, errStaleWrite
-		}
 	}
 }
 
-// errStaleWrite ends a write that would be sent again after the state it
-// shows was superseded.
-var errStaleWrite = errors.New("github write not sent again: the state it shows was superseded meanwhile")
+// errStaleWrite ends a write that would land after writes of a newer
+// state.
+var errStaleWrite = errors.New("github write not sent: the state it shows was superseded meanwhile")
 
-type staleKey struct{}
+// writeGuard orders a reporter's GitHub writes against other reporters'.
+type writeGuard interface {
+	// sending is called before each try of a write (resend: a try after
+	// a wait); an error refuses the try.
+	sending(ctx context.Context, resend bool) error
+	// answered is called once a try got GitHub's answer.
+	answered(ctx context.Context)
+}
 
-// withStaleCheck returns ctx carrying stale, which the retrying transport
-// asks before sending a write again: true means a newer state exists and
-// the write must not land after it.
-func withStaleCheck(ctx context.Context, stale func(context.Context) bool) context.Context {
-	return context.WithValue(ctx, staleKey{}, stale)
+type guardKey struct{}
+
+// withWriteGuard returns ctx carrying g, which the retrying transport asks
+// before each try of a write and tells of each answer.
+func withWriteGuard(ctx context.Context, g writeGuard) context.Context {
+	return context.WithValue(ctx, guardKey{}, g)
 }
 
 func jitter(d time.Duration) time.Duration {

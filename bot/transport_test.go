@@ -113,6 +113,19 @@ func TestRetryTransport(t *testing.T) {
 	}
 }
 
+// staleAfterFirst is a write guard that lets the first try through and
+// refuses the others when stale.
+type staleAfterFirst bool
+
+func (s staleAfterFirst) sending(_ context.Context, resend bool) error {
+	if resend && bool(s) {
+		return errors.New("superseded")
+	}
+	return nil
+}
+
+func (staleAfterFirst) answered(context.Context) {}
+
 // TestStaleWriteNotSentAgain: a write that waited out a 5xx or a rate
 // limit is not sent again when its caller says the state it shows was
 // superseded meanwhile (a newer report must not be overwritten by it);
@@ -138,7 +151,7 @@ func TestStaleWriteNotSentAgain(t *testing.T) {
 			tc.arm(gh, p)
 			var sl sleeps
 			hc := &http.Client{Transport: newRetryTransport(http.DefaultTransport, RetryPolicy{Sleep: sl.sleep})}
-			ctx := withStaleCheck(context.Background(), func(context.Context) bool { return tc.stale })
+			ctx := withWriteGuard(context.Background(), staleAfterFirst(tc.stale))
 			req, err := http.NewRequestWithContext(ctx, "PATCH", strings.TrimSuffix(gh.URL, "/")+p, strings.NewReader(`{"name":"x"}`))
 			if err != nil {
 				t.Fatal(err)

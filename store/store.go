@@ -1302,7 +1302,7 @@ func (s *Store) SetRef(ctx context.Context, repo, key string, id int64, meta str
 
 // ReportDue returns applies whose latest state has not been reported to
 // GitHub (reported_version < version), those whose reports failed least
-// often first.
+// often first, then those due a recheck (report_recheck_at passed).
 func (s *Store) ReportDue(ctx context.Context, limit int) ([]*Apply, error) {
 	if limit <= 0 {
 		limit = 100
@@ -1312,6 +1312,21 @@ func (s *Store) ReportDue(ctx context.Context, limit int) ([]*Apply, error) {
 	as, err := queryApplies(ctx, s.db, "WHERE report_due = 1 ORDER BY report_failures, id LIMIT ?", limit)
 	if err != nil {
 		return nil, fmt.Errorf("applies due a report: %w", err)
+	}
+	// And those due a recheck: a write of a reporter that was overtaken
+	// may have landed after newer ones (see BeginReportWrite).
+	re, err := queryApplies(ctx, s.db, "WHERE report_recheck_at <= UTC_TIMESTAMP(6) ORDER BY report_recheck_at LIMIT ?", limit)
+	if err != nil {
+		return nil, fmt.Errorf("applies due a report: %w", err)
+	}
+	seen := map[int64]bool{}
+	for _, a := range as {
+		seen[a.ID] = true
+	}
+	for _, a := range re {
+		if !seen[a.ID] && len(as) < limit {
+			as = append(as, a)
+		}
 	}
 	return as, nil
 }
