@@ -18,6 +18,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/ternhq/tern/internal/fakegithub"
+	"github.com/ternhq/tern/internal/fakeps"
 	"github.com/ternhq/tern/internal/testdb"
 	"github.com/ternhq/tern/plan"
 	"github.com/ternhq/tern/report"
@@ -29,15 +30,29 @@ import (
 // each target's table (more rows, longer copying ALTERs).
 type soakSize struct {
 	Targets, Waves, Rows int
-	Servers              int           // `tern serve` processes
-	FaultEvery           time.Duration // mean time between two faults
+	// PSTargets are PlanetScale targets (fakeps), PSWaves applies each:
+	// a deploy request takes tern's 2 s polls through some seven states.
+	PSTargets, PSWaves int
+	Servers            int           // `tern serve` processes
+	FaultEvery         time.Duration // mean time between two faults
+	// PSFaultEvery is the mean time between two random PlanetScale
+	// faults (0: none but the scripted ones, see scriptPSFaults): each
+	// 422/503 once the deploy request exists ends the attempt in a wait
+	// (apply.DefaultInFlightWait, 30 s), so they are rarer.
+	PSFaultEvery time.Duration
+	// Restarts of the soak's MariaDB server, spread over the applies,
+	// SIGKILL and SIGTERM in turn.
+	Restarts int
+	MaxConns int // the private server's max_connections
 }
 
 // soakSizes are the soak's modes. short runs in every `go test`; long is
 // the one BENCHMARKS.md records (TERN_SOAK=long).
 var soakSizes = map[string]soakSize{
-	"short": {Targets: 3, Waves: 12, Rows: 30000, Servers: 2, FaultEvery: 300 * time.Millisecond},
-	"long":  {Targets: 10, Waves: 100, Rows: 20000, Servers: 3, FaultEvery: 250 * time.Millisecond},
+	"short": {Targets: 3, Waves: 12, Rows: 30000, PSTargets: 1, PSWaves: 2, Servers: 2, FaultEvery: 300 * time.Millisecond,
+		Restarts: 2, MaxConns: 1000},
+	"long": {Targets: 10, Waves: 100, Rows: 20000, PSTargets: 2, PSWaves: 20, Servers: 3, FaultEvery: 250 * time.Millisecond,
+		PSFaultEvery: 10 * time.Second, Restarts: 10, MaxConns: 3000},
 }
 
 // soak is one run of the soak harness.
@@ -48,7 +63,9 @@ type soak struct {
 	rng      *rand.Rand
 	rngMu    sync.Mutex
 	proxy    *ddlProxy
-	admin    *sql.DB // straight to the server, for faults and checks
+	db       *privateMariaDB  // the server of the ledger and the MySQL targets
+	ps       []*fakeps.Server // PlanetScale targets, target Targets+i
+	admin    *sql.DB          // straight to the server, for faults and checks
 	cfg      string
 	storeDB  string
 	lives    []*sql.DB // target k's live schema (through no proxy)
@@ -64,6 +81,8 @@ type soak struct {
 
 	leasedDeliveries int          // stored, leased to a killed server at the end
 	killed           map[int]bool // pids of the servers SIGKILLed
+	completed        int          // applies completed so far
+	restarted        int          // MariaDB restarts done
 }
 
 // killedOwner reports whether a lease owner ("host/pid/role") is a server
@@ -88,11 +107,18 @@ func (s *soak) intn(n int) int {
 // TestSoak runs many applies through several `tern serve` processes and
 // concurrent `tern recover` processes while faults are injected at random
 // (SIGKILL of a server, KILL of tern's connections to the targets and to
-// the ledger, held metadata locks, GitHub 5xx and slow answers), then
-// checks invariants: every apply completed and the live schema is the
-// desired one; no DDL was answered OK twice or re-sent after its effect
-// was live; every check run and apply comment equals what the ledger's
-// final state renders; every acknowledged delivery was processed.
+// the ledger, held metadata locks, GitHub 5xx and slow answers,
+// PlanetScale 422/503 and slow answers, restarts of MariaDB by SIGTERM
+// and SIGKILL), then checks invariants: every apply completed and the
+// live schema is the desired one; no DDL was answered OK twice or re-sent
+// after its effect was live, no PlanetScale apply deployed twice; every
+// check run and apply comment equals what the ledger's final state
+// renders; every acknowledged delivery was processed.
+//
+// The ledger and the MySQL targets live on a private mariadbd (restarted
+// by the soak); the PlanetScale stand-ins keep their branches on the
+// shared test server, which is not restarted (PlanetScale is another
+// service).
 //
 // TERN_SOAK=long runs the long mode (BENCHMARKS.md); TERN_SOAK_SEED seeds
 // the fault choices (their timing still varies from run to run).
@@ -131,13 +157,21 @@ func TestSoak(t *testing.T) {
 	for _, a := range s.applies {
 		attempts += s.applyState(context.Background(), a.ID).Attempt
 	}
-	t.Logf("soak %s: %d applies (%d attempts) in %s; %d DDL sends, %d answered OK; faults %v; %d deliveries (%d still leased to a killed server); %d violations",
-		mode, len(s.applies), attempts, elapsed.Round(time.Second), sends, oks, s.faults, len(s.deliveries), s.leasedDeliveries, violations)
+	deploys := 0
+	for _, ps := range s.ps {
+		deploys += ps.Deploys()
+	}
+	t.Logf("soak %s: %d applies (%d attempts) in %s; %d DDL sends, %d answered OK; %d PlanetScale deploys; faults %v; %d deliveries (%d still leased to a killed server); %d violations",
+		mode, len(s.applies), attempts, elapsed.Round(time.Second), sends, oks, deploys, s.faults, len(s.deliveries), s.leasedDeliveries, violations)
 }
 
 func newSoak(t *testing.T, size soakSize, seed int64) *soak {
+	shared := testdb.ServerDSN()
+	testdb.Server(t) // fails clearly when the shared server does not answer
+	db := startPrivateMariaDB(t, size.MaxConns)
+	t.Setenv("TERN_TEST_DSN", db.DSN()) // testdb and newWorld use it from here on
 	w := newWorld(t)
-	s := &soak{world: w, t: t, size: size, rng: rand.New(rand.NewSource(seed)), admin: testdb.Server(t),
+	s := &soak{world: w, t: t, size: size, rng: rand.New(rand.NewSource(seed)), admin: testdb.Server(t), db: db,
 		planner: &plan.Planner{}, desired: map[int64]*plan.Desired{}, faults: map[string]int{}, killed: map[int]bool{}}
 	cfg, err := mysql.ParseDSN(w.storeDSN)
 	if err != nil {
@@ -163,6 +197,32 @@ func newSoak(t *testing.T, size soakSize, seed int64) *soak {
 		c.TLSConfig = "false" // the proxy reads the protocol in clear
 		w.env[fmt.Sprintf("SOAK_DSN_%d", k)] = c.FormatDSN()
 		targets = append(targets, fmt.Sprintf(`  - {repository: acme/shop, database: shop, environment: env%d, mysql: {dsn: "${SOAK_DSN_%d}", lock_wait_timeout: 1s}}`, k, k))
+	}
+	w.env["PS_TOKEN"] = psToken
+	for i := 0; i < size.PSTargets; i++ {
+		k := size.Targets + i
+		ps, err := fakeps.New(fakeps.Options{ServerDSN: shared, Organization: "acme", Database: fmt.Sprintf("ps%d", k),
+			ServiceTokenID: "soak-token-id", ServiceToken: psToken})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ps.Close() })
+		ps.SetLatency(func(string) time.Duration { return time.Duration(s.intn(60)) * time.Millisecond })
+		main, err := sql.Open("mysql", ps.MainDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { main.Close() })
+		if _, err := main.Exec(fmt.Sprintf("CREATE TABLE t%d (id BIGINT NOT NULL AUTO_INCREMENT, name VARCHAR(100) NOT NULL, PRIMARY KEY (id))", k)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := main.Exec(fmt.Sprintf(`INSERT INTO t%d (name) SELECT CONCAT('n', seq) FROM seq_1_to_%d`, k, size.Rows)); err != nil {
+			t.Fatal(err)
+		}
+		s.ps = append(s.ps, ps)
+		s.lives = append(s.lives, main)
+		s.liveName = append(s.liveName, ps.MainDatabase())
+		targets = append(targets, fmt.Sprintf(`  - {repository: acme/shop, database: shop, environment: env%d, planetscale: {organization: acme, database: ps%d, branch: main, service_token_id: soak-token-id, service_token: "${PS_TOKEN}", api_url: %q, tls: false}}`, k, k, ps.URL))
 	}
 	s.cfg = w.config(strings.Join(targets, "\n"),
 		"  interval: 500ms\n  lease: 2s\n  max_attempts: 25\n  backoff_base: 100ms\n  backoff_max: 1s\n  max_rescues: 25")
@@ -216,8 +276,8 @@ func (s *soak) newApply(ctx context.Context, k, n int) *store.Apply {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := s.planner.Plan(ctx, d, s.lives[k], s.admin)
-	if err != nil {
+	var p *plan.Plan
+	if err := retry(func() (err error) { p, err = s.planner.Plan(ctx, d, s.lives[k], s.admin); return err }); err != nil {
 		t.Fatalf("plan target %d wave %d: %v", k, n, err)
 	}
 	sp := &store.Plan{Repository: repoName, PR: pr, HeadSHA: head, InstallationID: installation,
@@ -242,17 +302,19 @@ func (s *soak) newApply(ctx context.Context, k, n int) *store.Apply {
 	return a
 }
 
-// retry runs f until it succeeds or has failed five times: the test's own
-// ledger connections are KILLed by the faults too.
+// retry runs f until it succeeds, for up to two minutes: the test's own
+// ledger connections are KILLed by the faults too, and the server is
+// restarted (InnoDB's recovery after a SIGKILL takes a while on a busy
+// machine).
 func retry(f func() error) error {
-	var err error
-	for i := 0; i < 5; i++ {
-		if err = f(); err == nil {
-			return nil
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		err := f()
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return err
 }
 
 // applyState reads apply id, retrying through killed connections.
@@ -270,17 +332,23 @@ func (s *soak) applyState(ctx context.Context, id int64) *store.Apply {
 func (s *soak) drive() {
 	ctx, cancel := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(4)
 	go func() { defer bg.Done(); s.recoverLoop(ctx) }()
 	go func() { defer bg.Done(); s.faultLoop(ctx) }()
+	go func() { defer bg.Done(); s.psFaultLoop(ctx) }()
 	go func() { defer bg.Done(); s.deliveryLoop(ctx) }()
 
 	var wg sync.WaitGroup
-	for k := 0; k < s.size.Targets; k++ {
+	for k := 0; k < len(s.lives); k++ {
+		waves := s.size.Waves
+		if k >= s.size.Targets {
+			waves = s.size.PSWaves
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for n := 1; n <= s.size.Waves; n++ {
+			for n := 1; n <= waves; n++ {
+				s.scriptPSFaults(k, n)
 				a := s.newApply(context.Background(), k, n)
 				deadline := time.Now().Add(5 * time.Minute)
 				for !s.applyState(context.Background(), a.ID).State.Terminal() {
@@ -293,6 +361,9 @@ func (s *soak) drive() {
 				if s.applyState(context.Background(), a.ID).State != store.Completed {
 					return // a violation; later waves would only drift
 				}
+				s.mu.Lock()
+				s.completed++
+				s.mu.Unlock()
 			}
 		}()
 	}
@@ -351,6 +422,10 @@ func (s *soak) faultLoop(ctx context.Context) {
 			return
 		case <-time.After(d):
 		}
+		if s.restartDue() {
+			s.restartServer()
+			continue
+		}
 		switch s.intn(6) {
 		case 0:
 			s.killServer()
@@ -368,6 +443,87 @@ func (s *soak) faultLoop(ctx context.Context) {
 			s.count("github 5xx")
 		}
 	}
+}
+
+// psFaultLoop injects one PlanetScale fault every PSFaultEvery on average.
+func (s *soak) psFaultLoop(ctx context.Context) {
+	for len(s.ps) > 0 && s.size.PSFaultEvery > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Duration(s.intn(int(2 * s.size.PSFaultEvery)))):
+		}
+		s.planetScaleFault()
+	}
+}
+
+// planetScaleFault makes the next one or two calls of a random route of a
+// random PlanetScale target answer 422 ("unprocessable", as the API does
+// when it is busy) or 503 (its load balancer).
+func (s *soak) planetScaleFault() {
+	routes := []string{fakeps.RouteCreateBranch, fakeps.RouteGetBranch, fakeps.RouteCreatePassword,
+		fakeps.RouteCreateDeployRequest, fakeps.RouteGetDeployRequest, fakeps.RouteListDeployRequests,
+		fakeps.RouteDeploy, fakeps.RouteApplyDeploy, fakeps.RouteCloseDeployRequest, fakeps.RouteDeleteBranch,
+		fakeps.RouteDeletePassword, fakeps.RouteDeployOperations}
+	status := []int{http.StatusUnprocessableEntity, http.StatusServiceUnavailable}[s.intn(2)]
+	ps, route := s.ps[s.intn(len(s.ps))], routes[s.intn(len(routes))]
+	if ps.PendingFaults(route) > 0 {
+		return // a burst, not an outage: a route called once an attempt would fail every attempt
+	}
+	ps.FailNext(route, status, 1)
+	s.count(fmt.Sprintf("planetscale %d", status))
+}
+
+// scriptPSFaults arms the faults every mode gives PlanetScale target k's
+// first waves: wave 1's Deploy answers 422 (a counted attempt, retried at
+// once), wave 2's deploy request is polled once and then answers 503 (the
+// apply waits on a deploy request in an unknown state that may still
+// land).
+func (s *soak) scriptPSFaults(k, n int) {
+	if k < s.size.Targets {
+		return
+	}
+	ps := s.ps[k-s.size.Targets]
+	switch n {
+	case 1:
+		ps.FailNext(fakeps.RouteDeploy, http.StatusUnprocessableEntity, 1)
+		s.count("planetscale 422")
+	case 2:
+		ps.FailAfter(fakeps.RouteGetDeployRequest, 2, http.StatusServiceUnavailable)
+		s.count("planetscale 503")
+	}
+}
+
+// total is how many applies the soak makes.
+func (s *soak) total() int { return s.size.Targets*s.size.Waves + s.size.PSTargets*s.size.PSWaves }
+
+// restartDue reports whether the applies completed have passed the next
+// of the Restarts points spread over the run.
+func (s *soak) restartDue() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.restarted < s.size.Restarts && s.completed >= (s.restarted+1)*s.total()/(s.size.Restarts+1)
+}
+
+// restartServer stops the soak's MariaDB, by SIGKILL and by SIGTERM in
+// turn, and starts it again on the same datadir: every connection of every
+// tern process dies, the report leases with them, and a copying ALTER
+// under way is rolled back.
+func (s *soak) restartServer() {
+	s.mu.Lock()
+	sig, name := syscall.SIGKILL, "SIGKILL"
+	if s.restarted%2 == 1 {
+		sig, name = syscall.SIGTERM, "SIGTERM"
+	}
+	s.restarted++
+	s.mu.Unlock()
+	began := time.Now()
+	if err := s.db.restart(sig); err != nil {
+		s.t.Errorf("restart MariaDB after %s: %v", name, err)
+		return
+	}
+	s.t.Logf("MariaDB restarted after %s in %s", name, time.Since(began).Round(time.Millisecond))
+	s.count("restart MariaDB (" + name + ")")
 }
 
 // killServer SIGKILLs a random `tern serve` (mid-DDL when one runs) and
@@ -413,7 +569,7 @@ func (s *soak) killConnections(what, where string) {
 // holdMetadataLock holds a random target table's metadata lock for a
 // while, longer or shorter than the targets' lock_wait_timeout.
 func (s *soak) holdMetadataLock() {
-	k := s.intn(len(s.lives))
+	k := s.intn(s.size.Targets) // a MySQL target: PlanetScale is not ours to lock
 	tx, err := s.lives[k].Begin()
 	if err != nil {
 		return
@@ -473,7 +629,7 @@ func (s *soak) settle() {
 		// (bot's deliveryLease, 5 minutes) before another takes it: it is
 		// stored, not lost, and the check below counts it apart.
 		var due, pending int
-		s.st.DB().QueryRow("SELECT COUNT(*) FROM tern_applies WHERE reported_version < version").Scan(&due)
+		s.st.DB().QueryRow("SELECT COUNT(*) FROM tern_applies WHERE reported_version < version OR report_recheck_at IS NOT NULL").Scan(&due)
 		if rows, err := s.st.DB().Query("SELECT lease_owner FROM tern_deliveries WHERE state = 'pending'"); err == nil {
 			for rows.Next() {
 				var owner string
@@ -523,6 +679,23 @@ func (s *soak) check() int {
 		}
 		for _, st := range p.Statements {
 			bad("target %d: live schema differs from apply %d's desired: %s", k, a.ID, st.DDL)
+		}
+	}
+	// Every PlanetScale apply deployed once: one deploy request deployed
+	// for each, none left open.
+	for i, ps := range s.ps {
+		env := fmt.Sprintf("env%d", s.size.Targets+i)
+		n := 0
+		for _, a := range s.applies {
+			if a.Environment == env {
+				n++
+			}
+		}
+		if d := ps.Deploys(); d != n {
+			bad("PlanetScale target %s: %d deploys for %d applies", env, d, n)
+		}
+		if open := ps.OpenDeployRequests(); len(open) != 0 {
+			bad("PlanetScale target %s: deploy requests %v still open", env, open)
 		}
 	}
 	// No DDL answered OK twice, none re-sent after its effect was live.

@@ -183,6 +183,7 @@ type Server struct {
 	deploys     int
 	branchSeq   int
 	requests    map[string]int
+	latency     func(route string) time.Duration
 }
 
 // New starts a stand-in: it creates the main branch's database (empty) on
@@ -363,6 +364,20 @@ func (s *Server) FailNext(route string, status, n int) {
 	}
 }
 
+// PendingFaults returns how many injected faults (FailNext, FailAfter)
+// route still has to answer.
+func (s *Server) PendingFaults(route string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, st := range s.faults[route] {
+		if st != statusPass {
+			n++
+		}
+	}
+	return n
+}
+
 // LoseAnswerNext makes the next n requests to route take effect and then
 // close the connection without an answer, as when a response is lost on
 // the way back: the client sees a connection error for a call that worked.
@@ -402,6 +417,31 @@ func (s *Server) FailNextDeploy(f DeployFault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.deployFault = append(s.deployFault, f)
+}
+
+// SetLatency makes the stand-in answer calls late: a call takes effect at
+// once and its answer is sent f(route) later (called under the stand-in's
+// lock; it must not call back into the Server), so a client that gives up
+// waiting has still changed PlanetScale, as with the real service. nil
+// removes the latency.
+func (s *Server) SetLatency(f func(route string) time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = f
+}
+
+// OpenDeployRequests returns the numbers of the deploy requests still
+// open.
+func (s *Server) OpenDeployRequests() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []uint64
+	for _, d := range s.drs {
+		if d.State == "open" {
+			out = append(out, d.Number)
+		}
+	}
+	return out
 }
 
 // HangDeployState keeps deploy requests in deployment state st (e.g.
@@ -535,6 +575,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, route string, h h
 		apiError(w, http.StatusBadRequest, "bad_request", "unreadable body")
 		return
 	}
+	answer, latency := s.handle(w, r, route, h, body)
+	if answer == nil {
+		return
+	}
+	if latency > 0 {
+		time.Sleep(latency)
+	}
+	answer()
+}
+
+// handle runs one call under the lock: it answers an injected fault or a
+// lost answer at once (nil), or returns the answer to send and how late
+// to send it (SetLatency), the call's effect being made already.
+func (s *Server) handle(w http.ResponseWriter, r *http.Request, route string, h handlerFunc, body []byte) (answer func(), latency time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests[route]++
@@ -543,19 +597,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, route string, h h
 		if q[0] != statusPass {
 			s.log.Info("fakeps: injected fault", "route", route, "status", q[0])
 			injected(w, q[0])
-			return
+			return nil, 0
 		}
 	}
 	if r.PathValue("org") != s.opts.Organization || r.PathValue("db") != s.opts.Database {
 		apiError(w, http.StatusNotFound, "not_found", "Not Found")
-		return
+		return nil, 0
 	}
 	status, resp := h(r, body)
 	if s.lose[route] > 0 {
 		s.lose[route]--
 		s.log.Info("fakeps: answer lost", "route", route, "status", status)
 		injected(w, StatusDropConnection)
-		return
+		return nil, 0
+	}
+	if s.latency != nil {
+		latency = s.latency(route)
 	}
 	if status >= 400 {
 		msg, _ := resp.(string)
@@ -563,14 +620,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, route string, h h
 		if code == "" {
 			code = "internal"
 		}
-		apiError(w, status, code, msg)
-		return
+		return func() { apiError(w, status, code, msg) }, latency
 	}
 	if status == http.StatusNoContent {
-		w.WriteHeader(status)
-		return
+		return func() { w.WriteHeader(status) }, latency
 	}
-	writeJSON(w, status, resp)
+	// Encoded now: the state may change while the answer waits.
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return func() { apiError(w, http.StatusInternalServerError, "internal", "encode: "+err.Error()) }, latency
+	}
+	return func() {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		w.Write(append(b, '\n'))
+	}, latency
 }
 
 func randHex(n int) string {

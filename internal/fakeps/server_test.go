@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/planetscale/planetscale-go/planetscale"
@@ -388,6 +389,52 @@ func TestLoseAnswerNextTakesEffect(t *testing.T) {
 	}
 	if _, err := c.DatabaseBranches.Get(ctx, &planetscale.GetDatabaseBranchRequest{Organization: org, Database: psdb, Branch: "dev"}); err != nil {
 		t.Fatalf("the next call failed too: %v", err)
+	}
+}
+
+// A slow answer: the call takes effect before its answer is sent, so a
+// client that gives up waiting has still made the branch. Injected faults
+// are counted until answered; an open deploy request is listed as open.
+func TestSetLatencyAndPendingFaults(t *testing.T) {
+	ctx := context.Background()
+	srv, c := newServer(t, fakeps.Options{})
+	arrived := make(chan struct{}, 1)
+	srv.SetLatency(func(route string) time.Duration {
+		if route != fakeps.RouteCreateBranch {
+			return 0
+		}
+		arrived <- struct{}{}
+		return 300 * time.Millisecond
+	})
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.DatabaseBranches.Create(ctx, &planetscale.CreateDatabaseBranchRequest{Organization: org, Database: psdb, Name: "dev", ParentBranch: "main"})
+		done <- err
+	}()
+	<-arrived
+	if _, ok := srv.BranchDatabase("dev"); !ok {
+		t.Error("the branch is not made while its answer is late")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("slow create: %v", err)
+	}
+	srv.SetLatency(nil)
+	srv.FailNext(fakeps.RouteCreateDeployRequest, 503, 1)
+	if n := srv.PendingFaults(fakeps.RouteCreateDeployRequest); n != 1 {
+		t.Errorf("%d faults pending, want 1", n)
+	}
+	if _, err := c.DeployRequests.Create(ctx, &planetscale.CreateDeployRequestRequest{Organization: org, Database: psdb, Branch: "dev", IntoBranch: "main"}); err == nil {
+		t.Error("the injected 503 was not answered")
+	}
+	if n := srv.PendingFaults(fakeps.RouteCreateDeployRequest); n != 0 {
+		t.Errorf("%d faults pending after the fault was answered, want 0", n)
+	}
+	dr, err := c.DeployRequests.Create(ctx, &planetscale.CreateDeployRequestRequest{Organization: org, Database: psdb, Branch: "dev", IntoBranch: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if open := srv.OpenDeployRequests(); len(open) != 1 || open[0] != dr.Number {
+		t.Errorf("open deploy requests %v, want [%d]", open, dr.Number)
 	}
 }
 
