@@ -128,6 +128,16 @@ func (b *Bot) createOnce(ctx context.Context, gh *github.Client, repo string, pr
 		if claim != nil {
 			break
 		}
+		// In a report, a claim on the apply's own objects left by the
+		// reporter before this one need not be waited out.
+		if g, ok := ctx.Value(guardKey{}).(*reportGuard); ok && strings.HasPrefix(key, "apply/") {
+			if claim, err = b.st.TakeOverRefClaim(ctx, repo, key, g.w); err != nil {
+				return 0, false, err
+			}
+			if claim != nil {
+				break
+			}
+		}
 		if time.Now().After(deadline) {
 			return 0, false, fmt.Errorf("comment %s on %s#%d: another reporter is still posting it", key, repo, pr)
 		}

@@ -243,3 +243,43 @@ func TestReporterKilledWhileWritingIsRedone(t *testing.T) {
 	}
 	assertShowsNewest(t, st, gh, final)
 }
+
+// A reporter claimed the apply comment (to post it exactly once) and died
+// before posting it, with or without a write in flight. The next reporter
+// takes the claim over as soon as the dead one's writes can no longer land
+// (at once, or one try's timeout after the write in flight was sent),
+// instead of waiting out the claim's two minutes, and the comment is
+// posted once.
+func TestDeadReportersCommentClaimTakenOver(t *testing.T) {
+	for _, inFlight := range []bool{false, true} {
+		t.Run(fmt.Sprintf("in flight %v", inFlight), func(t *testing.T) {
+			st, gh, bots := reportersWith(t, func(o *Options) { o.GitHubRetry.TryTimeout = time.Second })
+			ctx := context.Background()
+			a := newApply(t, st, 3)
+			dead, err := st.BeginReportWrite(ctx, a.ID, 3*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if inFlight {
+				if err := st.ReportWriteSending(ctx, dead); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c, err := st.ClaimRef(ctx, repoName, fmt.Sprintf("apply/%d/comment", a.ID), time.Hour); err != nil || c == nil {
+				t.Fatalf("claim: %v %v", c, err)
+			}
+			if err := bots[1].Reporter().Report(ctx, a); err != nil {
+				t.Fatalf("report after the dead reporter: %v", err)
+			}
+			n := 0
+			for _, c := range gh.Comments(repoName, 2) {
+				if strings.Contains(c.GetBody(), report.ApplyMarker(a.ID)) {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d apply comments, want 1", n)
+			}
+		})
+	}
+}

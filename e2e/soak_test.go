@@ -49,10 +49,10 @@ type soakSize struct {
 // soakSizes are the soak's modes. short runs in every `go test`; long is
 // the one BENCHMARKS.md records (TERN_SOAK=long).
 var soakSizes = map[string]soakSize{
-	"short": {Targets: 3, Waves: 12, Rows: 30000, PSTargets: 1, PSWaves: 2, Servers: 2, FaultEvery: 300 * time.Millisecond,
+	"short": {Targets: 3, Waves: 12, Rows: 30000, PSTargets: 1, PSWaves: 1, Servers: 2, FaultEvery: 300 * time.Millisecond,
 		Restarts: 2, MaxConns: 1000},
-	"long": {Targets: 10, Waves: 100, Rows: 20000, PSTargets: 2, PSWaves: 20, Servers: 3, FaultEvery: 250 * time.Millisecond,
-		PSFaultEvery: 10 * time.Second, Restarts: 10, MaxConns: 3000},
+	"long": {Targets: 10, Waves: 100, Rows: 20000, PSTargets: 2, PSWaves: 15, Servers: 3, FaultEvery: 250 * time.Millisecond,
+		PSFaultEvery: 20 * time.Second, Restarts: 10, MaxConns: 3000},
 }
 
 // soak is one run of the soak harness.
@@ -475,23 +475,18 @@ func (s *soak) planetScaleFault() {
 }
 
 // scriptPSFaults arms the faults every mode gives PlanetScale target k's
-// first waves: wave 1's Deploy answers 422 (a counted attempt, retried at
-// once), wave 2's deploy request is polled once and then answers 503 (the
-// apply waits on a deploy request in an unknown state that may still
-// land).
+// first wave: its Deploy answers 422 (a counted attempt, retried at once),
+// and after two polls of its deploy request one answers 503 (the apply
+// waits on a deploy request in an unknown state that may still land).
 func (s *soak) scriptPSFaults(k, n int) {
-	if k < s.size.Targets {
+	if k < s.size.Targets || n != 1 {
 		return
 	}
 	ps := s.ps[k-s.size.Targets]
-	switch n {
-	case 1:
-		ps.FailNext(fakeps.RouteDeploy, http.StatusUnprocessableEntity, 1)
-		s.count("planetscale 422")
-	case 2:
-		ps.FailAfter(fakeps.RouteGetDeployRequest, 2, http.StatusServiceUnavailable)
-		s.count("planetscale 503")
-	}
+	ps.FailNext(fakeps.RouteDeploy, http.StatusUnprocessableEntity, 1)
+	ps.FailAfter(fakeps.RouteGetDeployRequest, 2, http.StatusServiceUnavailable)
+	s.count("planetscale 422")
+	s.count("planetscale 503")
 }
 
 // total is how many applies the soak makes.

@@ -29,6 +29,8 @@ type ReportWrite struct {
 	bound         time.Duration
 	recheck       sql.NullTime // the recheck time read at the start
 	recheckPassed bool
+	began         time.Time    // the ledger's time at the start
+	quietAt       sql.NullTime // when a write in flight of the reporter before can no longer land
 }
 
 // BeginReportWrite makes the caller apply id's reporter: writes of the
@@ -45,10 +47,9 @@ func (s *Store) BeginReportWrite(ctx context.Context, id int64, bound time.Durat
 	w := &ReportWrite{ApplyID: id, token: tok, bound: bound}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		var writer string
-		var inFlight bool
-		if err := tx.QueryRowContext(ctx, `SELECT report_writer, report_write_at IS NOT NULL, report_recheck_at,
- COALESCE(report_recheck_at <= UTC_TIMESTAMP(6), 0) FROM tern_applies WHERE id = ? FOR UPDATE`, id).
-			Scan(&writer, &inFlight, &w.recheck, &w.recheckPassed); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT report_writer, report_write_at + INTERVAL ? MICROSECOND, report_recheck_at,
+ COALESCE(report_recheck_at <= UTC_TIMESTAMP(6), 0), UTC_TIMESTAMP(6) FROM tern_applies WHERE id = ? FOR UPDATE`, micros(bound), id).
+			Scan(&writer, &w.quietAt, &w.recheck, &w.recheckPassed, &w.began); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return ErrNotFound
 			}
@@ -71,6 +72,30 @@ func (s *Store) BeginReportWrite(ctx context.Context, id int64, bound time.Durat
 // land.
 const recheckAfterWrite = `IF(report_write_at IS NULL, report_recheck_at,
  GREATEST(COALESCE(report_recheck_at, report_write_at), report_write_at + INTERVAL ? MICROSECOND))`
+
+// TakeOverRefClaim takes over an unfinished claim on the reference key of
+// repo (see ClaimRef) that a reporter before w left: one made before w
+// began, once that reporter's write in flight, if it had one, can no
+// longer land. Such a claimer can post nothing more (its writes are
+// refused since w began), so the claim need not be waited out. It returns
+// nil when the key holds no such claim yet. Only keys that reports of w's
+// apply alone claim may be taken over this way.
+func (s *Store) TakeOverRefClaim(ctx context.Context, repo, key string, w *ReportWrite) (*RefClaim, error) {
+	tok, err := newToken()
+	if err != nil {
+		return nil, fmt.Errorf("take over ref claim %s %s: %w", repo, key, err)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE tern_github_refs SET meta = ?, updated_at = UTC_TIMESTAMP(6)
+ WHERE repository = ? AND ref_key = ? AND ref_id = 0 AND meta LIKE 'claim:%' AND updated_at <= ?
+ AND (? IS NULL OR UTC_TIMESTAMP(6) >= ?)`, claimMeta(tok), repo, key, w.began, w.quietAt, w.quietAt)
+	if err != nil {
+		return nil, fmt.Errorf("take over ref claim %s %s: %w", repo, key, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return nil, err
+	}
+	return &RefClaim{Repository: repo, Key: key, Token: tok}, nil
+}
 
 // ReportWriteSending records that w is about to send a write to GitHub.
 // ErrReportOvertaken says another reporter took over: do not send it.
