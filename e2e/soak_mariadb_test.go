@@ -43,7 +43,7 @@ func lookMariaDB(t *testing.T, name string) string {
 			return p
 		}
 	}
-	t.Fatalf("%s not found: the soak runs a private MariaDB server; install it with scripts/ensure-mariadb.sh (apt-get install mariadb-server)", name)
+	t.Fatalf("%s not found: the soak runs a MariaDB server of its own; ./scripts/test installs it (or: apt-get install mariadb-server)", name)
 	return ""
 }
 

@@ -8,10 +8,7 @@ ensure_mariadb() {
     return 0
   fi
   echo "== no MySQL server answers at TERN_TEST_DSN; starting a private MariaDB"
-  if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server mariadb-client >/dev/null
-  fi
+  ensure_mariadbd
   local mariadbd=mariadbd
   command -v mariadbd >/dev/null 2>&1 || mariadbd=/usr/sbin/mariadbd
   local d="${TERN_MARIADB_DIR:-/tmp/tern-mariadb}" port="${TERN_MARIADB_PORT:-33306}"
@@ -32,6 +29,16 @@ ensure_mariadb() {
   done
   echo "MariaDB did not start; see $d.log" >&2
   return 1
+}
+
+# ensure_mariadbd installs the MariaDB server programs (apt) when missing:
+# the soak (e2e TestSoak) starts and restarts a mariadbd of its own,
+# whatever server TERN_TEST_DSN points at.
+ensure_mariadbd() {
+  if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server mariadb-client >/dev/null
+  fi
 }
 
 _port_answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
