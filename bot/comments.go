@@ -130,7 +130,7 @@ func (b *Bot) createOnce(ctx context.Context, gh *github.Client, repo string, pr
 		}
 		// In a report, a claim on the apply's own objects left by the
 		// reporter before this one need not be waited out.
-		if g, ok := ctx.Value(guardKey{}).(*reportGuard); ok && strings.HasPrefix(key, "apply/") {
+		if g, ok := ctx.Value(guardKey{}).(*reportGuard); ok && strings.HasPrefix(key, fmt.Sprintf("apply/%d/", g.w.ApplyID)) {
 			if claim, err = b.st.TakeOverRefClaim(ctx, repo, key, g.w); err != nil {
 				return 0, false, err
 			}
