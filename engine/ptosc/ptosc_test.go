@@ -221,7 +221,9 @@ func TestCopyKeepsEveryWrite(t *testing.T) {
 func TestSwapWaitsOnMetadataLock(t *testing.T) {
 	tg := newTarget(t)
 	testdb.BigTable(t, tg.db, "t", 1<<16)
-	e := tg.engine(t, time.Second, Options{ChunkSize: 500})
+	// 3 s, not 1: the swap's wait must be seen by polling, and under load
+	// a 1 s window was once missed (failed once in a full suite).
+	e := tg.engine(t, 3*time.Second, Options{ChunkSize: 500})
 	rec := &recorder{}
 	job := engine.Job{ApplyID: 32, Attempt: 1, Tasks: []engine.Task{task(widen)}}
 	done := make(chan error, 1)
