@@ -17,8 +17,8 @@ import (
 )
 
 // BenchmarkScale plans a workload made by testdata/bench/gen.go, named by
-// TERN_BENCH_DIR (skipped without it), and reports the median plan time
-// and the median of the planner's own ordering phase:
+// TERN_BENCH_DIR (skipped without it), and reports the median plan and
+// cost times, the medians of the planner's phases and the CPU of both:
 //
 //	(cd testdata/bench && go run gen.go -out /tmp/s5000 -tables 5000 -changes 500 -new 20)
 //	TERN_BENCH_DIR=/tmp/s5000 go test -run '^$' -bench Scale -benchtime 3x ./plan/
@@ -49,16 +49,22 @@ func BenchmarkScale(b *testing.B) {
 	d := parse("desired.sql")
 	rec := &phaseRecorder{}
 	p := &Planner{Logger: slog.New(rec), Limits: lim, AllowedEngines: []string{"InnoDB", "MyISAM", "Aria", "MEMORY"}}
-	var plans []time.Duration
+	var plans, costs []time.Duration
 	var cpu time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		c0 := processCPU()
 		t0 := time.Now()
-		if _, err := p.Plan(ctx, d, live, srv); err != nil {
+		pl, err := p.Plan(ctx, d, live, srv)
+		if err != nil {
 			b.Fatal(err)
 		}
 		plans = append(plans, time.Since(t0))
+		t0 = time.Now()
+		if err := p.Cost(ctx, pl, live, srv, CostOptions{MaxBlockingRows: DefaultMaxBlockingRows}); err != nil {
+			b.Fatal(err)
+		}
+		costs = append(costs, time.Since(t0))
 		cpu += processCPU() - c0
 	}
 	b.StopTimer()
@@ -69,9 +75,11 @@ func BenchmarkScale(b *testing.B) {
 		return s[len(s)/2]
 	}
 	b.ReportMetric(med(plans).Seconds(), "plan-s")
+	b.ReportMetric(med(costs).Seconds(), "cost-s")
 	b.ReportMetric(med(rec.get("order")).Seconds(), "order-s")
 	b.ReportMetric(med(rec.get("diff")).Seconds(), "diff-s")
-	b.Logf("%s: plan %v, order %v, diff %v, read+load %v, tern CPU %v", filepath.Base(dir), med(plans), med(rec.get("order")), med(rec.get("diff")), med(rec.get("read_and_load")), cpu/time.Duration(b.N))
+	b.Logf("%s: plan %v (read+load %v, diff %v, order %v), cost %v, tern CPU %v", filepath.Base(dir), med(plans),
+		med(rec.get("read_and_load")), med(rec.get("diff")), med(rec.get("order")), med(costs), cpu/time.Duration(b.N))
 }
 
 // phaseRecorder is a slog handler keeping the durations of the planner's
