@@ -3,16 +3,13 @@ package plan
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
-	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
+	"github.com/ternhq/tern/internal/ddlclause"
 )
 
 // Algorithms a statement can run with. They are the values of MySQL's and
@@ -94,18 +91,7 @@ func (c *Cost) Clause() string {
 
 // Clause renders the ALGORITHM/LOCK clause of an ALTER TABLE for algorithm
 // and lock; "" when algorithm is not INSTANT, INPLACE or COPY.
-func Clause(algorithm, lock string) string {
-	switch algorithm {
-	case AlgorithmInstant:
-		return ", ALGORITHM=INSTANT"
-	case AlgorithmInplace, AlgorithmCopy:
-		if lock == "" {
-			return ", ALGORITHM=" + algorithm
-		}
-		return ", ALGORITHM=" + algorithm + ", LOCK=" + lock
-	}
-	return ""
-}
+func Clause(algorithm, lock string) string { return ddlclause.Clause(algorithm, lock) }
 
 // CostOptions are the target's settings that judge costs.
 type CostOptions struct {
@@ -182,7 +168,7 @@ func (p *Planner) Cost(ctx context.Context, pl *Plan, live, shadow *sql.DB, opts
 			return err
 		}
 		if shadow != nil && shadowVersion == liveVersion {
-			costs, err = p.askServer(ctx, shadow, pl.Statements, defs)
+			costs, err = p.askServer(ctx, shadow, srv.mariadb, pl.Statements, defs)
 			if err != nil {
 				return err
 			}
@@ -273,8 +259,8 @@ func (p *Planner) costDefs(ctx context.Context, live *sql.DB, stmts []Statement,
 		if s.Kind == KindAlter {
 			want[s.Table] = true
 		}
-		for _, m := range referencesRE.FindAllStringSubmatch(s.DDL, -1) {
-			want[strings.ReplaceAll(m[1], "``", "`")] = true
+		for _, t := range referencedNames(s.DDL) {
+			want[t] = true
 		}
 	}
 	var names []string
@@ -290,177 +276,9 @@ func (p *Planner) costDefs(ctx context.Context, live *sql.DB, stmts []Statement,
 	return defs, nil
 }
 
-// probes are the clauses tried, cheapest first.
-var probes = []struct{ algorithm, lock string }{
-	{AlgorithmInstant, ""},
-	{AlgorithmInplace, LockNone},
-	{AlgorithmInplace, LockShared},
-	{AlgorithmInplace, LockExclusive},
-	{AlgorithmCopy, LockShared},
-	{AlgorithmCopy, LockExclusive},
-}
-
-// askServer copies the live tables defs into a fresh shadow schema, with
-// the plan's new tables, and runs the ALTERs there, each with the
-// cheapest ALGORITHM/LOCK clause the server accepts. The ALTERs of one
-// table run in plan order on one connection; different tables' run in
-// parallel over the planner's connections. A statement the copy refuses
-// for another reason gets a nil cost (the rules decide it). CREATE and
-// DROP TABLE copy no rows: they are INSTANT without asking.
-func (p *Planner) askServer(ctx context.Context, shadow *sql.DB, stmts []Statement, defs map[string]string) (_ []*Cost, err error) {
-	costs := make([]*Cost, len(stmts))
-	name, err := shadowName(time.Now())
-	if err != nil {
-		return nil, err
-	}
-	if _, err := shadow.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(name)); err != nil {
-		return nil, fmt.Errorf("cost: create shadow schema %s: %w", name, err)
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if _, derr := shadow.ExecContext(dctx, "DROP DATABASE IF EXISTS "+quoteIdent(name)); derr != nil {
-			p.logger().Error("drop shadow schema", "schema", name, "err", derr)
-			if err == nil {
-				err = fmt.Errorf("cost: drop shadow schema %s: %w", name, derr)
-			}
-		}
-	}()
-	var load []Table
-	for _, t := range sortedKeys(defs) {
-		load = append(load, Table{Name: t, File: "live", SQL: defs[t]})
-	}
-	groups := map[string][]int{}
-	var order []string
-	for i, s := range stmts {
-		switch s.Kind {
-		case KindAlter:
-			if _, ok := groups[s.Table]; !ok {
-				order = append(order, s.Table)
-			}
-			groups[s.Table] = append(groups[s.Table], i)
-		case KindCreate:
-			load = append(load, Table{Name: s.Table, File: "plan", SQL: s.DDL})
-			fallthrough
-		default:
-			costs[i] = &Cost{Algorithm: AlgorithmInstant, Lock: LockNone, Source: SourceServer}
-		}
-	}
-	if len(order) == 0 {
-		return costs, nil
-	}
-	if len(load) > 0 {
-		if err := loadShadow(ctx, shadow, name, load, p.conns()); err != nil {
-			return nil, fmt.Errorf("cost: copy the tables into the shadow: %w", err)
-		}
-	}
-	work := make(chan string, len(order))
-	for _, t := range order {
-		work <- t
-	}
-	close(work)
-	errc := make(chan error, p.conns())
-	var wg sync.WaitGroup
-	for range min(p.conns(), len(order)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errc <- p.probeWorker(ctx, shadow, name, stmts, groups, work, costs)
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		if err != nil {
-			return nil, err
-		}
-	}
-	return costs, nil
-}
-
-// probeWorker runs the ALTERs of the tables it takes from work, each with
-// the cheapest clause the server accepts, on one connection of its own
-// (discarded afterwards: it carries USE).
-func (p *Planner) probeWorker(ctx context.Context, shadow *sql.DB, schema string, stmts []Statement, groups map[string][]int, work <-chan string, costs []*Cost) error {
-	conn, err := shadow.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("cost: %w", err)
-	}
-	defer func() {
-		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-		conn.Close()
-	}()
-	// The apply runs with foreign key checks on, and they change what the
-	// server can do in place (adding a foreign key).
-	for _, q := range []string{"USE " + quoteIdent(schema), "SET SESSION foreign_key_checks = 1"} {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("cost: %w", err)
-		}
-	}
-	for table := range work {
-		for _, i := range groups[table] {
-			c, err := p.probe(ctx, conn, stmts[i])
-			if err != nil {
-				return err
-			}
-			costs[i] = c
-		}
-	}
-	return nil
-}
-
-// probe runs one ALTER with ever weaker clauses until the server accepts
-// one. It returns nil (the rules decide) when the server refuses the
-// statement for a reason other than its clause.
-func (p *Planner) probe(ctx context.Context, conn *sql.Conn, s Statement) (*Cost, error) {
-	ddl := strings.TrimRight(strings.TrimSpace(s.DDL), "; \t\r\n")
-	var reason string
-	for _, pr := range probes {
-		_, err := conn.ExecContext(ctx, ddl+Clause(pr.algorithm, pr.lock))
-		if err == nil {
-			c := &Cost{Algorithm: pr.algorithm, Lock: pr.lock, Source: SourceServer, Reason: reason}
-			if pr.algorithm == AlgorithmInstant {
-				c.Lock = LockNone
-			}
-			return c, nil
-		}
-		if why, ok := RefusedAlgorithm(err); ok {
-			if reason == "" {
-				reason = why
-			}
-			continue
-		}
-		if !isServerError(err) {
-			return nil, fmt.Errorf("cost: %w", err)
-		}
-		p.logger().Info("cost: the shadow copy refused a statement; the rules decide its cost", "table", s.Table, "err", err)
-		return nil, nil
-	}
-	return nil, nil
-}
-
-// Server errors that refuse an ALGORITHM or LOCK clause without changing
-// anything: ER_ALTER_OPERATION_NOT_SUPPORTED and
-// ER_ALTER_OPERATION_NOT_SUPPORTED_REASON, on MySQL and MariaDB alike.
-const (
-	errAlterNotSupported       = 1845
-	errAlterNotSupportedReason = 1846
-)
-
-var reasonRE = regexp.MustCompile(`(?i)Reason: (.*?)\. Try `)
-
 // RefusedAlgorithm reports whether err is the server refusing an
 // ALGORITHM/LOCK clause it cannot honour (1845, 1846), and its reason.
-func RefusedAlgorithm(err error) (reason string, ok bool) {
-	var me *mysql.MySQLError
-	if !errors.As(err, &me) || (me.Number != errAlterNotSupported && me.Number != errAlterNotSupportedReason) {
-		return "", false
-	}
-	if m := reasonRE.FindStringSubmatch(me.Message); m != nil {
-		return m[1], true
-	}
-	return strings.TrimSuffix(me.Message, "."), true
-}
+func RefusedAlgorithm(err error) (reason string, ok bool) { return ddlclause.Refused(err) }
 
 // server is the flavour and version of a server, for the rules.
 type server struct {

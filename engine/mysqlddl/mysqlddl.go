@@ -22,6 +22,7 @@ import (
 
 	"github.com/ternhq/tern/config"
 	"github.com/ternhq/tern/engine"
+	"github.com/ternhq/tern/internal/ddlclause"
 )
 
 // Engine applies DDL directly over a MySQL connection. It implements
@@ -156,15 +157,15 @@ func (e *Engine) Apply(ctx context.Context, job engine.Job, rec engine.Recorder)
 // once more without the hint.
 func (e *Engine) run(ctx context.Context, s *session, fl flavor, applyID int64, t engine.Task) error {
 	ddl := trimStatement(t.DDL)
-	if clause := promiseClause(t.Algorithm, t.Lock); clause != "" && fl.instant && isAlterTable(ddl) {
-		err := e.execDDL(ctx, s, applyID, t.Seq, withClause(ddl, clause))
-		if reason, ok := refusedPromise(err); ok {
+	if clause := ddlclause.Clause(t.Algorithm, t.Lock); clause != "" && fl.instant && isAlterTable(ddl) {
+		err := e.execDDL(ctx, s, applyID, t.Seq, ddlclause.Insert(ddl, clause))
+		if reason, ok := ddlclause.Refused(err); ok {
 			return brokenPromise(strings.TrimPrefix(clause, ", "), reason, err)
 		}
 		return err
 	}
 	if t.Instant && fl.instant && isAlterTable(ddl) {
-		err := e.execDDL(ctx, s, applyID, t.Seq, withClause(ddl, ", ALGORITHM=INSTANT"))
+		err := e.execDDL(ctx, s, applyID, t.Seq, ddlclause.Insert(ddl, ddlclause.Clause("INSTANT", "")))
 		if err == nil {
 			return nil
 		}

@@ -63,31 +63,6 @@ func TestBrokenPromiseIsRefused(t *testing.T) {
 	}
 }
 
-func TestPromiseClause(t *testing.T) {
-	for _, tt := range []struct{ alg, lock, want string }{
-		{"INSTANT", "NONE", ", ALGORITHM=INSTANT"}, {"INPLACE", "NONE", ", ALGORITHM=INPLACE, LOCK=NONE"},
-		{"COPY", "SHARED", ", ALGORITHM=COPY, LOCK=SHARED"}, {"ONLINE", "NONE", ""}, {"", "", ""},
-	} {
-		if got := promiseClause(tt.alg, tt.lock); got != tt.want {
-			t.Errorf("promiseClause(%s, %s) = %q, want %q", tt.alg, tt.lock, got, tt.want)
-		}
-	}
-}
-
-func TestWithClause(t *testing.T) {
-	for _, tt := range []struct{ ddl, want string }{
-		{"ALTER TABLE `t` ADD COLUMN `c` int", "ALTER TABLE `t` ADD COLUMN `c` int, ALGORITHM=COPY, LOCK=SHARED"},
-		{"ALTER TABLE `t` \nPARTITION BY HASH (`id`) PARTITIONS 4", "ALTER TABLE `t` ALGORITHM=COPY, LOCK=SHARED\nPARTITION BY HASH (`id`) PARTITIONS 4"},
-		{"ALTER TABLE `t` ADD COLUMN `x` int\nPARTITION BY HASH (`id`) PARTITIONS 2", "ALTER TABLE `t` ADD COLUMN `x` int, ALGORITHM=COPY, LOCK=SHARED\nPARTITION BY HASH (`id`) PARTITIONS 2"},
-		{"ALTER TABLE `t` REMOVE PARTITIONING", "ALTER TABLE `t` ALGORITHM=COPY, LOCK=SHARED REMOVE PARTITIONING"},
-		{"ALTER TABLE `t` COMMENT 'x PARTITION BY y'", "ALTER TABLE `t` COMMENT 'x PARTITION BY y', ALGORITHM=COPY, LOCK=SHARED"},
-	} {
-		if got := withClause(tt.ddl, ", ALGORITHM=COPY, LOCK=SHARED"); got != tt.want {
-			t.Errorf("withClause(%q)\n got %q\nwant %q", tt.ddl, got, tt.want)
-		}
-	}
-}
-
 // TestPromiseOnRepartition: a promised repartitioning runs; the clause
 // goes before PARTITION BY, where the grammar wants it.
 func TestPromiseOnRepartition(t *testing.T) {

@@ -1,0 +1,268 @@
+package plan
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/ternhq/tern/internal/ddlclause"
+)
+
+// probes are the clauses tried, cheapest first.
+var probes = []struct{ algorithm, lock string }{
+	{AlgorithmInstant, ""},
+	{AlgorithmInplace, LockNone},
+	{AlgorithmInplace, LockShared},
+	{AlgorithmInplace, LockExclusive},
+	{AlgorithmCopy, LockShared},
+	{AlgorithmCopy, LockExclusive},
+}
+
+// errLockWaitTimeout is ER_LOCK_WAIT_TIMEOUT: a statement gave up waiting
+// for a lock.
+const errLockWaitTimeout = 1205
+
+// asker asks a shadow server how it would run ALTERs, in a shadow copy of
+// the live tables.
+type asker struct {
+	p      *Planner
+	shadow *sql.DB
+	schema string
+	// mariadb: the shadow server is MariaDB. Its probe for INSTANT carries
+	// LOCK=NONE, because MariaDB 10.11 takes ALGORITHM=INSTANT (and
+	// NOCOPY) on a partitioning change and then copies the table; with
+	// LOCK=NONE it refuses that as it should. And the last ALTER of each
+	// table is asked without being run (see probeUnrun).
+	mariadb bool
+}
+
+// askServer copies the live tables defs into a fresh shadow schema, with
+// the plan's new tables that the ALTERs' foreign keys reference, and asks
+// the server there for each ALTER's cheapest ALGORITHM/LOCK clause it
+// accepts. The ALTERs of one table are asked in plan order on one
+// connection, each but the last run for real so that the next one meets
+// the table it will meet on the target; different tables' are asked in
+// parallel over the planner's connections. A statement the copy refuses
+// for another reason gets a nil cost (the rules decide it). CREATE and
+// DROP TABLE copy no rows: they are INSTANT without asking. mariadb says
+// the shadow server is MariaDB.
+func (p *Planner) askServer(ctx context.Context, shadow *sql.DB, mariadb bool, stmts []Statement, defs map[string]string) (_ []*Cost, err error) {
+	costs := make([]*Cost, len(stmts))
+	groups := map[string][]int{}
+	var order []string
+	referenced := map[string]bool{}
+	for i, s := range stmts {
+		switch s.Kind {
+		case KindAlter:
+			if _, ok := groups[s.Table]; !ok {
+				order = append(order, s.Table)
+			}
+			groups[s.Table] = append(groups[s.Table], i)
+			for _, t := range referencedNames(s.DDL) {
+				referenced[t] = true
+			}
+		default:
+			costs[i] = &Cost{Algorithm: AlgorithmInstant, Lock: LockNone, Source: SourceServer}
+		}
+	}
+	if len(order) == 0 {
+		return costs, nil
+	}
+	var load []Table
+	for _, t := range sortedKeys(defs) {
+		load = append(load, Table{Name: t, File: "live", SQL: defs[t]})
+	}
+	for _, s := range stmts {
+		if s.Kind == KindCreate && referenced[s.Table] {
+			load = append(load, Table{Name: s.Table, File: "plan", SQL: s.DDL})
+		}
+	}
+	name, err := shadowName(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := shadow.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(name)); err != nil {
+		return nil, fmt.Errorf("cost: create shadow schema %s: %w", name, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if _, derr := shadow.ExecContext(dctx, "DROP DATABASE IF EXISTS "+quoteIdent(name)); derr != nil {
+			p.logger().Error("drop shadow schema", "schema", name, "err", derr)
+			if err == nil {
+				err = fmt.Errorf("cost: drop shadow schema %s: %w", name, derr)
+			}
+		}
+	}()
+	if len(load) > 0 {
+		if err := loadShadow(ctx, shadow, name, load, p.conns()); err != nil {
+			return nil, fmt.Errorf("cost: copy the tables into the shadow: %w", err)
+		}
+	}
+	a := &asker{p: p, shadow: shadow, schema: name, mariadb: mariadb}
+	work := make(chan string, len(order))
+	for _, t := range order {
+		work <- t
+	}
+	close(work)
+	errc := make(chan error, p.conns())
+	var wg sync.WaitGroup
+	for range min(p.conns(), len(order)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errc <- a.worker(ctx, stmts, groups, work, costs)
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return costs, nil
+}
+
+// referencedNames returns the tables ddl's foreign keys reference.
+func referencedNames(ddl string) []string {
+	var out []string
+	for _, m := range referencesRE.FindAllStringSubmatch(ddl, -1) {
+		out = append(out, strings.ReplaceAll(m[1], "``", "`"))
+	}
+	return out
+}
+
+// session opens a connection of the shadow pool in the shadow schema
+// with the given session settings. close discards it afterwards: it
+// carries USE and the settings.
+func (a *asker) session(ctx context.Context, settings ...string) (conn *sql.Conn, close func(), err error) {
+	conn, err = a.shadow.Conn(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cost: %w", err)
+	}
+	close = func() {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		conn.Close()
+	}
+	for _, q := range append([]string{"USE " + quoteIdent(a.schema)}, settings...) {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			close()
+			return nil, nil, fmt.Errorf("cost: %w", err)
+		}
+	}
+	return conn, close, nil
+}
+
+// worker asks about the ALTERs of the tables it takes from work on a
+// connection of its own (and, on MariaDB, a second one that holds the
+// tables' metadata locks).
+func (a *asker) worker(ctx context.Context, stmts []Statement, groups map[string][]int, work <-chan string, costs []*Cost) error {
+	// The apply runs with foreign key checks on, and they change what the
+	// server can do in place (adding a foreign key).
+	settings := []string{"SET SESSION foreign_key_checks = 1"}
+	if a.mariadb {
+		// 0: a statement that would wait for a lock gives up at once.
+		settings = append(settings, "SET SESSION lock_wait_timeout = 0")
+	}
+	conn, closeConn, err := a.session(ctx, settings...)
+	if err != nil {
+		return err
+	}
+	defer closeConn()
+	var holder *sql.Conn
+	if a.mariadb {
+		h, closeHolder, err := a.session(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeHolder()
+		holder = h
+	}
+	for table := range work {
+		group := groups[table]
+		for j, i := range group {
+			var c *Cost
+			var err error
+			if holder != nil && j == len(group)-1 {
+				c, err = a.probeUnrun(ctx, conn, holder, stmts[i])
+			} else {
+				c, err = a.probe(ctx, conn, stmts[i], nil)
+			}
+			if err != nil {
+				return err
+			}
+			costs[i] = c
+		}
+	}
+	return nil
+}
+
+// probeUnrun asks about the ALTER s without running it. holder opens a
+// transaction that reads the table, and so holds a shared metadata lock
+// on it; the ALTER, on a connection whose lock_wait_timeout is 0, then
+// stops with error 1205 where it would first take the table for itself:
+// after the server checked its ALGORITHM/LOCK clause (a clause it cannot
+// honour is refused before that, with 1845 or 1846), before anything
+// changed. So 1205 means the clause is accepted. (tests:
+// TestProbeUnrunMatchesRun)
+func (a *asker) probeUnrun(ctx context.Context, conn, holder *sql.Conn, s Statement) (_ *Cost, err error) {
+	if _, err := holder.ExecContext(ctx, "START TRANSACTION"); err != nil {
+		return nil, fmt.Errorf("cost: %w", err)
+	}
+	defer func() {
+		if _, rerr := holder.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil && err == nil {
+			err = fmt.Errorf("cost: %w", rerr)
+		}
+	}()
+	if _, err := holder.ExecContext(ctx, "SELECT 1 FROM "+quoteIdent(s.Table)+" LIMIT 0"); err != nil {
+		return nil, fmt.Errorf("cost: hold %s: %w", s.Table, err)
+	}
+	return a.probe(ctx, conn, s, func(err error) bool {
+		var me *mysql.MySQLError
+		return errors.As(err, &me) && me.Number == errLockWaitTimeout
+	})
+}
+
+// probe runs one ALTER with ever weaker clauses until the server accepts
+// one: the statement runs, or, when accepted is not nil, fails with an
+// error accepted says means the clause was taken. It returns nil (the
+// rules decide) when the server refuses the statement for a reason other
+// than its clause.
+func (a *asker) probe(ctx context.Context, conn *sql.Conn, s Statement, accepted func(error) bool) (*Cost, error) {
+	ddl := strings.TrimRight(strings.TrimSpace(s.DDL), "; \t\r\n")
+	var reason string
+	for _, pr := range probes {
+		clause := ddlclause.Clause(pr.algorithm, pr.lock)
+		if pr.algorithm == AlgorithmInstant && a.mariadb {
+			clause += ", LOCK=NONE" // MySQL refuses LOCK beside INSTANT
+		}
+		_, err := conn.ExecContext(ctx, ddlclause.Insert(ddl, clause))
+		if err == nil || (accepted != nil && accepted(err)) {
+			c := &Cost{Algorithm: pr.algorithm, Lock: pr.lock, Source: SourceServer, Reason: reason}
+			if pr.algorithm == AlgorithmInstant {
+				c.Lock = LockNone
+			}
+			return c, nil
+		}
+		if why, ok := ddlclause.Refused(err); ok {
+			if reason == "" {
+				reason = why
+			}
+			continue
+		}
+		if !isServerError(err) {
+			return nil, fmt.Errorf("cost: %w", err)
+		}
+		a.p.logger().Info("cost: the shadow copy refused a statement; the rules decide its cost", "table", s.Table, "err", err)
+		return nil, nil
+	}
+	return nil, nil
+}
