@@ -138,12 +138,14 @@ func (p *Planner) Cost(ctx context.Context, pl *Plan, live, shadow *sql.DB, opts
 	defer func() {
 		p.logger().Info("costed", "statements", len(pl.Statements), "blocking", len(pl.Blocking()), "elapsed", time.Since(start).Round(time.Millisecond))
 	}()
-	sizes, err := tableSizes(ctx, live)
+	sizes, err := tableSizes(ctx, live, costTables(pl.Statements))
 	if err != nil {
 		return err
 	}
 	var liveVersion, shadowVersion string
-	if err := live.QueryRowContext(ctx, "SELECT VERSION()").Scan(&liveVersion); err != nil {
+	if pl.live != nil {
+		liveVersion = pl.live.version
+	} else if err := live.QueryRowContext(ctx, "SELECT VERSION()").Scan(&liveVersion); err != nil {
 		return fmt.Errorf("cost: read the live server's version: %w", err)
 	}
 	srv := parseServer(liveVersion)
@@ -163,7 +165,7 @@ func (p *Planner) Cost(ctx context.Context, pl *Plan, live, shadow *sql.DB, opts
 				return fmt.Errorf("cost: read the shadow server's version: %w", err)
 			}
 		}
-		defs, err := p.costDefs(ctx, live, pl.Statements, sizes)
+		defs, err := p.costDefs(ctx, live, pl.live, pl.Statements, sizes)
 		if err != nil {
 			return err
 		}
@@ -222,51 +224,87 @@ func blockingMessage(c *Cost, max int64) string {
 
 type tableSize struct{ rows, bytes int64 }
 
-// tableSizes reads the estimated rows and bytes of each table of the live
-// schema from information_schema.TABLES.
-func tableSizes(ctx context.Context, live *sql.DB) (map[string]tableSize, error) {
-	rows, err := live.QueryContext(ctx, `SELECT TABLE_NAME, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0)
- FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'`)
-	if err != nil {
-		return nil, fmt.Errorf("cost: read table sizes: %w", err)
-	}
-	defer rows.Close()
+// tableSizes reads the estimated rows and bytes of the live schema's
+// tables among names from information_schema.TABLES (naming them lets the
+// server open only those).
+func tableSizes(ctx context.Context, live *sql.DB, names []string) (map[string]tableSize, error) {
 	out := map[string]tableSize{}
-	for rows.Next() {
-		var name string
-		var sz tableSize
-		if err := rows.Scan(&name, &sz.rows, &sz.bytes); err != nil {
+	for len(names) > 0 {
+		batch := names[:min(len(names), 1000)]
+		names = names[len(batch):]
+		args := make([]any, len(batch))
+		for i, n := range batch {
+			args[i] = n
+		}
+		rows, err := live.QueryContext(ctx, `SELECT TABLE_NAME, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0)
+ FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'
+ AND TABLE_NAME IN (?`+strings.Repeat(", ?", len(batch)-1)+`)`, args...)
+		if err != nil {
 			return nil, fmt.Errorf("cost: read table sizes: %w", err)
 		}
-		out[name] = sz
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("cost: read table sizes: %w", err)
+		for rows.Next() {
+			var name string
+			var sz tableSize
+			if err := rows.Scan(&name, &sz.rows, &sz.bytes); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("cost: read table sizes: %w", err)
+			}
+			out[name] = sz
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("cost: read table sizes: %w", err)
+		}
 	}
 	return out, nil
 }
 
+// costTables returns the tables the statements name or reference, sorted.
+func costTables(stmts []Statement) []string {
+	want := map[string]string{}
+	for _, s := range stmts {
+		want[s.Table] = ""
+		for _, t := range referencedNames(s.DDL) {
+			want[t] = ""
+		}
+	}
+	return sortedKeys(want)
+}
+
 var referencesRE = regexp.MustCompile("(?i)REFERENCES\\s+`((?:[^`]|``)+)`")
 
-// costDefs reads the live definitions of the tables the statements alter,
-// and of the tables their new foreign keys reference, so that the shadow
-// copy checks what the live server checks. (The parents of a table's
-// existing foreign keys are not needed: the server alters a table whose
-// parent is missing as it would otherwise.)
-func (p *Planner) costDefs(ctx context.Context, live *sql.DB, stmts []Statement, sizes map[string]tableSize) (map[string]string, error) {
-	want := map[string]bool{}
+// costDefs returns the live definitions of the tables the statements
+// alter, and of the tables their new foreign keys reference, so that the
+// shadow copy checks what the live server checks: as the plan read them
+// (ls), or read now for a plan that carries none. (The parents of a
+// table's existing foreign keys are not needed: the server alters a table
+// whose parent is missing as it would otherwise.) A table missing from
+// sizes is no live table.
+func (p *Planner) costDefs(ctx context.Context, live *sql.DB, ls *liveSchema, stmts []Statement, sizes map[string]tableSize) (map[string]string, error) {
+	want := map[string]string{}
 	for _, s := range stmts {
 		if s.Kind == KindAlter {
-			want[s.Table] = true
+			want[s.Table] = ""
 		}
 		for _, t := range referencedNames(s.DDL) {
-			want[t] = true
+			want[t] = ""
 		}
 	}
 	var names []string
-	for n := range want {
+	for _, n := range sortedKeys(want) {
 		if _, ok := sizes[n]; ok {
 			names = append(names, n)
+		}
+	}
+	if ls != nil {
+		defs := make(map[string]string, len(names))
+		for _, n := range names {
+			if def, ok := ls.raw[n]; ok {
+				defs[n] = def
+			}
+		}
+		if len(defs) == len(names) {
+			return defs, nil
 		}
 	}
 	defs, err := showCreateTables(ctx, live, "", names, p.conns())

@@ -77,6 +77,10 @@ type Plan struct {
 	DesiredHash string      `json:"desired_hash"`
 	Statements  []Statement `json:"statements"`
 	Findings    []Finding   `json:"findings"`
+	// live is what the plan read of the live schema: Cost judges the
+	// statements against the same definitions. nil in a plan read back
+	// from JSON (Cost then reads them).
+	live *liveSchema
 }
 
 // HasChanges reports whether the plan has any DDL.

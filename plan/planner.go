@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,11 +90,11 @@ func (p *Planner) Plan(ctx context.Context, d *Desired, live, shadow *sql.DB) (*
 	if err != nil {
 		return nil, err
 	}
-	changes, err := p.diff(ctx, d, live, shadow)
+	changes, ls, err := p.diff(ctx, d, live, shadow)
 	if err != nil {
 		return nil, err
 	}
-	pl := &Plan{DesiredHash: d.Hash, Statements: []Statement{}, Findings: []Finding{}}
+	pl := &Plan{DesiredHash: d.Hash, Statements: []Statement{}, Findings: []Finding{}, live: ls}
 	for i, c := range changes {
 		pl.Statements = append(pl.Statements, c.stmt)
 		if c.diff != nil {
@@ -111,7 +112,7 @@ func (p *Planner) Plan(ctx context.Context, d *Desired, live, shadow *sql.DB) (*
 // change always renders the same text, so a resumed apply can compare a
 // fresh Diff with the statements it was approved with.
 func (p *Planner) Diff(ctx context.Context, d *Desired, live, shadow *sql.DB) ([]Statement, error) {
-	changes, err := p.diff(ctx, d, live, shadow)
+	changes, _, err := p.diff(ctx, d, live, shadow)
 	if err != nil {
 		return nil, err
 	}
@@ -122,24 +123,25 @@ func (p *Planner) Diff(ctx context.Context, d *Desired, live, shadow *sql.DB) ([
 	return out, nil
 }
 
-func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_ []change, err error) {
+func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_ []change, _ *liveSchema, err error) {
 	if d == nil || len(d.Tables) == 0 {
-		return nil, errors.New("plan: no desired tables")
+		return nil, nil, errors.New("plan: no desired tables")
 	}
 	ctx, overdue := p.Limits.planDeadline(ctx)
 	defer func() { err = overdue(err) }()
 	start := time.Now()
 	env, err := newEnv()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := missingReferences(env, d); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ls, err := p.readLive(ctx, live)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	ls.raw = maps.Clone(ls.defs)
 	// unfolded holds the live tables whose JSON-like CHECKs do not fold:
 	// their desired forms stay unfolded too, so both sides compare alike.
 	unfolded := map[string]bool{}
@@ -159,7 +161,7 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 		var dropped func() error
 		shadowDefs, dropped, err = p.shadowDefs(ctx, shadow, ls.charset, ls.collation, load)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for name, def := range shadowDefs {
 			rawShadow[name] = def
@@ -174,7 +176,7 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 			}
 		}()
 		if err := vetShadowDefs(shadowDefs, load, p.engines()); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	for _, t := range d.Tables {
@@ -197,7 +199,7 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	}
 	from, err := schemadiff.NewSchemaFromQueries(env, fromQueries)
 	if err != nil {
-		return nil, fmt.Errorf("read live schema %s: %w", ls.name, err)
+		return nil, nil, fmt.Errorf("read live schema %s: %w", ls.name, err)
 	}
 	var to *schemadiff.Schema
 	if p.FullShadow {
@@ -206,11 +208,11 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 		to, err = desiredSchema(env, from, d, toQueries, liveForms)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read desired schema: %w", err)
+		return nil, nil, fmt.Errorf("read desired schema: %w", err)
 	}
 	sd, err := schemadiff.DiffSchemas(env, from, to, diffHints())
 	if err != nil {
-		return nil, fmt.Errorf("diff schemas: %w", err)
+		return nil, nil, fmt.Errorf("diff schemas: %w", err)
 	}
 	diffed := time.Now()
 	scope := len(ls.defs) + len(d.Tables)
@@ -229,7 +231,7 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 		out, err = orderLiftingKeys(ctx, env, fromQueries, to, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("order changes: %w", err)
+		return nil, nil, fmt.Errorf("order changes: %w", err)
 	}
 	for _, od := range ordered {
 		for _, sub := range schemadiff.AllSubsequent(od) {
@@ -250,7 +252,7 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 		"shadow_tables", len(load), "ordered_tables", scope, "statements", len(out), "elapsed", time.Since(start).Round(time.Millisecond),
 		"read_and_load", loaded.Sub(start).Round(time.Millisecond), "diff", diffed.Sub(loaded).Round(time.Millisecond),
 		"order", time.Since(diffed).Round(time.Millisecond))
-	return out, nil
+	return out, ls, nil
 }
 
 // desiredSchema builds the desired schema from toQueries, the
@@ -331,28 +333,30 @@ func statementOf(d schemadiff.EntityDiff) Statement {
 // liveSchema is what a plan reads from the live server.
 type liveSchema struct {
 	name, charset, collation string
+	// version is the live server's VERSION().
+	version string
 	// mariadb is true when the live server is MariaDB.
 	mariadb bool
-	// defs holds the SHOW CREATE TABLE of each base table, by name.
-	defs map[string]string
+	// defs holds the SHOW CREATE TABLE of each base table, by name, as
+	// the plan diffs it; raw as the server showed it.
+	defs, raw map[string]string
 }
 
 // readLive reads the live schema's name, default charset and collation,
 // the server's flavour, and the SHOW CREATE TABLE of each base table.
 func (p *Planner) readLive(ctx context.Context, live *sql.DB) (*liveSchema, error) {
 	var (
-		name    sql.NullString
-		version string
-		ls      liveSchema
+		name sql.NullString
+		ls   liveSchema
 	)
-	if err := live.QueryRowContext(ctx, "SELECT DATABASE(), @@character_set_database, @@collation_database, VERSION()").Scan(&name, &ls.charset, &ls.collation, &version); err != nil {
+	if err := live.QueryRowContext(ctx, "SELECT DATABASE(), @@character_set_database, @@collation_database, VERSION()").Scan(&name, &ls.charset, &ls.collation, &ls.version); err != nil {
 		return nil, fmt.Errorf("read live schema: %w", err)
 	}
 	if !name.Valid || name.String == "" {
 		return nil, errors.New("read live schema: the live connection has no default database")
 	}
 	ls.name = name.String
-	ls.mariadb = strings.Contains(strings.ToLower(version), "mariadb")
+	ls.mariadb = strings.Contains(strings.ToLower(ls.version), "mariadb")
 	// Tables named _tern_... are tern's own (an online copy's shadow or old
 	// table): schema files cannot declare them, and no plan drops them.
 	rows, err := live.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') AND LEFT(TABLE_NAME, 6) <> '_tern_'")
