@@ -34,22 +34,20 @@ func referencedTables(ct *schemadiff.CreateTableEntity) []string {
 // missingReferences reports, as file:line, the first foreign key of d that
 // references a table no desired file creates: the desired schema is the
 // whole schema, so such a table would not exist after the apply.
-func missingReferences(env *schemadiff.Environment, d *Desired) error {
+func missingReferences(d *Desired, parsed map[string]*parsedTable) error {
 	names := map[string]bool{}
 	for _, t := range d.Tables {
 		names[strings.ToLower(t.Name)] = true
 	}
 	for _, t := range d.Tables {
-		ct, err := schemadiff.NewCreateTableEntityFromSQL(env, t.SQL)
-		if err != nil {
-			continue // the shadow server reports it with its file:line
-		}
-		for _, ref := range referencedTables(ct) {
-			if names[strings.ToLower(ref)] {
+		// A table that does not parse has no keys here: the shadow
+		// server reports it with its file:line.
+		for _, fk := range parsed[t.Name].fks {
+			if names[strings.ToLower(fk.parent)] {
 				continue
 			}
 			return fmt.Errorf("%s:%d: table %s: a foreign key references table %s, which no schema file creates",
-				t.File, t.Line+referenceLine(t.SQL, ref), quoteIdent(t.Name), quoteIdent(ref))
+				t.File, t.Line+referenceLine(t.SQL, fk.parent), quoteIdent(t.Name), quoteIdent(fk.parent))
 		}
 	}
 	return nil

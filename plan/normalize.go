@@ -17,28 +17,36 @@ import (
 // mariadb says the live server is MariaDB, whose renderings of JSON
 // columns and RESTRICT foreign keys are then taken into account.
 func maybeChanged(env *schemadiff.Environment, t Table, liveDefs map[string]string, mariadb bool) bool {
+	desired, _ := parseCreateTable(env.Parser(), t.SQL)
+	changed, _ := judgeTable(env, t, desired, liveDefs, mariadb, nil)
+	return changed
+}
+
+// judgeTable reports whether t may differ from its live definition (as
+// maybeChanged), and whether that change may touch the foreign-key
+// references the table takes part in (touchesKeys; keyCols are the
+// table's key columns). desired is t parsed, nil when it does not parse;
+// judgeTable may modify it.
+func judgeTable(env *schemadiff.Environment, t Table, desired *sqlparser.CreateTable, liveDefs map[string]string, mariadb bool, keyCols map[string]bool) (changed, keys bool) {
 	liveDef, ok := liveDefs[t.Name]
-	if !ok {
-		return true
+	if !ok || desired == nil {
+		return true, true
 	}
 	st, err := splitStatements(t.SQL)
 	if err != nil || len(st) != 1 || st[0].HasExecComment {
-		return true
+		return true, true
 	}
 	p := env.Parser()
 	la, err := parseCreateTable(p, liveDef)
 	if err != nil {
-		return true
+		return true, true
 	}
 	if mariadb {
 		la = foldMariaDBJSON(p, liveDef, la)
 	}
-	lb, err := parseCreateTable(p, t.SQL)
-	if err != nil {
-		return true
-	}
+	lb := desired
 	if keptApart(la, lb) {
-		return true
+		return true, true
 	}
 	padDecimalDefaults(la)
 	padDecimalDefaults(lb)
@@ -48,9 +56,12 @@ func maybeChanged(env *schemadiff.Environment, t Table, liveDefs map[string]stri
 	}
 	d, err := schemadiff.DiffTables(env, la, lb, diffHints())
 	if err != nil {
-		return true
+		return true, true
 	}
-	return !d.IsEmpty()
+	if d.IsEmpty() {
+		return false, false
+	}
+	return true, touchesKeys(d, la, keyCols)
 }
 
 func parseCreateTable(p *sqlparser.Parser, sql string) (*sqlparser.CreateTable, error) {

@@ -134,7 +134,8 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := missingReferences(env, d); err != nil {
+	parsed := parseDesired(env.Parser(), d)
+	if err := missingReferences(d, parsed); err != nil {
 		return nil, nil, err
 	}
 	ls, err := p.readLive(ctx, live)
@@ -153,7 +154,7 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 			}
 		}
 	}
-	load := p.mayDiffer(env, d, ls)
+	load := p.mayDiffer(env, d, ls, parsed)
 	toQueries := make([]string, 0, len(d.Tables))
 	var shadowDefs map[string]string
 	rawShadow := map[string]string{} // as the server showed them
@@ -388,42 +389,41 @@ func (p *Planner) readLive(ctx context.Context, live *sql.DB) (*liveSchema, erro
 // mayDiffer returns the desired tables that must go through the shadow:
 // new tables, tables whose parsed desired definition differs from the live
 // one, tables with executable comments (their meaning depends on the
-// server), and the foreign-key parents and children of all those. A table
-// outside this set is identical to its live definition once the server
-// normalizes it, so its live definition stands for it.
-func (p *Planner) mayDiffer(env *schemadiff.Environment, d *Desired, ls *liveSchema) map[string]Table {
+// server), and the foreign-key parents and children of those whose change
+// may touch the reference (neighbours.go). A table outside this set is
+// identical to its live definition once the server normalizes it, so its
+// live definition stands for it. parsed is parseDesired's; mayDiffer
+// modifies its definitions.
+func (p *Planner) mayDiffer(env *schemadiff.Environment, d *Desired, ls *liveSchema, parsed map[string]*parsedTable) map[string]Table {
 	load := map[string]Table{}
-	byName := map[string]Table{}
-	for _, t := range d.Tables {
-		byName[t.Name] = t
-	}
-	for _, t := range d.Tables {
-		if p.FullShadow || maybeChanged(env, t, ls.defs, ls.mariadb) {
+	if p.FullShadow {
+		for _, t := range d.Tables {
 			load[t.Name] = t
 		}
-	}
-	if p.FullShadow || len(load) == 0 {
 		return load
 	}
-	// Foreign-key neighbours, one level each way, so that the shadow
-	// server checks every reference a changed table takes part in.
-	refs := map[string][]string{}
+	byName := map[string]Table{}
+	keyCols := keyColumns(parsed)
+	keys := map[string]bool{}
 	for _, t := range d.Tables {
-		ct, err := schemadiff.NewCreateTableEntityFromSQL(env, t.SQL)
-		if err != nil {
-			continue // loaded already: maybeChanged said so
+		byName[t.Name] = t
+		if changed, k := judgeTable(env, t, parsed[t.Name].ct, ls.defs, ls.mariadb, keyCols[t.Name]); changed {
+			load[t.Name] = t
+			keys[t.Name] = k
 		}
-		refs[t.Name] = referencedTables(ct)
 	}
+	// Foreign-key neighbours, one level each way, so that the shadow
+	// server checks every reference a change may touch.
 	var extra []string
-	for child, parents := range refs {
-		for _, parent := range parents {
+	for _, t := range d.Tables {
+		child := t.Name
+		for _, fk := range parsed[child].fks {
 			_, childLoaded := load[child]
-			_, parentLoaded := load[parent]
-			if childLoaded && !parentLoaded {
-				extra = append(extra, parent)
+			_, parentLoaded := load[fk.parent]
+			if childLoaded && keys[child] && !parentLoaded {
+				extra = append(extra, fk.parent)
 			}
-			if parentLoaded && !childLoaded {
+			if parentLoaded && keys[fk.parent] && !childLoaded {
 				extra = append(extra, child)
 			}
 		}

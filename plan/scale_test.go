@@ -78,8 +78,8 @@ func BenchmarkScale(b *testing.B) {
 	b.ReportMetric(med(costs).Seconds(), "cost-s")
 	b.ReportMetric(med(rec.get("order")).Seconds(), "order-s")
 	b.ReportMetric(med(rec.get("diff")).Seconds(), "diff-s")
-	b.Logf("%s: plan %v (read+load %v, diff %v, order %v), cost %v, tern CPU %v", filepath.Base(dir), med(plans),
-		med(rec.get("read_and_load")), med(rec.get("diff")), med(rec.get("order")), med(costs), cpu/time.Duration(b.N))
+	b.Logf("%s: plan %v (read+load %v, diff %v, order %v; %d tables through the shadow), cost %v, tern CPU %v", filepath.Base(dir), med(plans),
+		med(rec.get("read_and_load")), med(rec.get("diff")), med(rec.get("order")), rec.n["shadow_tables"], med(costs), cpu/time.Duration(b.N))
 }
 
 // phaseRecorder is a slog handler keeping the durations of the planner's
@@ -87,6 +87,7 @@ func BenchmarkScale(b *testing.B) {
 type phaseRecorder struct {
 	mu sync.Mutex
 	d  map[string][]time.Duration
+	n  map[string]int64 // the last line's counts
 }
 
 func (r *phaseRecorder) Enabled(context.Context, slog.Level) bool { return true }
@@ -99,11 +100,14 @@ func (r *phaseRecorder) Handle(_ context.Context, rec slog.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.d == nil {
-		r.d = map[string][]time.Duration{}
+		r.d, r.n = map[string][]time.Duration{}, map[string]int64{}
 	}
 	rec.Attrs(func(a slog.Attr) bool {
-		if a.Value.Kind() == slog.KindDuration {
+		switch a.Value.Kind() {
+		case slog.KindDuration:
 			r.d[a.Key] = append(r.d[a.Key], a.Value.Duration())
+		case slog.KindInt64:
+			r.n[a.Key] = a.Value.Int64()
 		}
 		return true
 	})
