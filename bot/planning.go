@@ -33,14 +33,7 @@ func (p targetPlanner) Plan(ctx context.Context, repo, database, env string, d *
 		return nil, fmt.Errorf("connect to %s/%s: %w", database, env, err)
 	}
 	planner := p.planner.WithEngines(t.AllowedEngines)
-	pl, err := planner.Plan(ctx, d, live, t.Shadow)
-	if err != nil {
-		return nil, err
-	}
-	if err := planner.Cost(ctx, pl, live, t.Shadow, t.Cost); err != nil {
-		return nil, err
-	}
-	return pl, nil
+	return planner.PlanAndCost(ctx, d, live, t.Shadow, t.Cost)
 }
 
 // planRun is the outcome of planning a PR head.

@@ -131,6 +131,56 @@ func (p *Plan) Blocking() []Finding {
 // the live server's version decide. The shadow copy is dropped before Cost
 // returns.
 func (p *Planner) Cost(ctx context.Context, pl *Plan, live, shadow *sql.DB, opts CostOptions) error {
+	return p.cost(ctx, pl, live, shadow, opts, nil)
+}
+
+// PlanAndCost is Plan followed by Cost, sooner: the shadow copies of the
+// live tables that Cost asks the server about are loaded while the plan
+// is diffed and ordered. Both shadow schemas are dropped before it
+// returns.
+func (p *Planner) PlanAndCost(ctx context.Context, d *Desired, live, shadow *sql.DB, opts CostOptions) (_ *Plan, err error) {
+	var cc *costCopy
+	if !opts.Online && shadow != nil {
+		same, err := sameVersion(ctx, live, shadow)
+		if err != nil {
+			return nil, err
+		}
+		if same {
+			if cc, err = p.newCostCopy(ctx, shadow); err != nil {
+				return nil, err
+			}
+			defer func() {
+				if derr := cc.drop(p, shadow); derr != nil && err == nil {
+					err = derr
+				}
+			}()
+		}
+	}
+	pl, err := p.plan(ctx, d, live, shadow, cc)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.cost(ctx, pl, live, shadow, opts, cc); err != nil {
+		return nil, err
+	}
+	return pl, nil
+}
+
+// sameVersion reports whether the live and shadow servers run the same
+// version: only then does the shadow's answer stand for the target's.
+func sameVersion(ctx context.Context, live, shadow *sql.DB) (bool, error) {
+	var lv, sv string
+	if err := live.QueryRowContext(ctx, "SELECT VERSION()").Scan(&lv); err != nil {
+		return false, fmt.Errorf("cost: read the live server's version: %w", err)
+	}
+	if err := shadow.QueryRowContext(ctx, "SELECT VERSION()").Scan(&sv); err != nil {
+		return false, fmt.Errorf("cost: read the shadow server's version: %w", err)
+	}
+	return lv == sv, nil
+}
+
+// cost is Cost, asking in cc's copy when cc is not nil.
+func (p *Planner) cost(ctx context.Context, pl *Plan, live, shadow *sql.DB, opts CostOptions, cc *costCopy) error {
 	if pl == nil || !pl.HasChanges() {
 		return nil
 	}
@@ -170,7 +220,7 @@ func (p *Planner) Cost(ctx context.Context, pl *Plan, live, shadow *sql.DB, opts
 			return err
 		}
 		if shadow != nil && shadowVersion == liveVersion {
-			costs, err = p.askServer(ctx, shadow, srv.mariadb, pl.Statements, defs)
+			costs, err = p.askServer(ctx, shadow, srv.mariadb, pl.Statements, defs, cc)
 			if err != nil {
 				return err
 			}

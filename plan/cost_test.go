@@ -212,3 +212,52 @@ func TestCostFormatting(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanAndCostIsPlanThenCost: PlanAndCost, which loads the cost copy
+// while the plan is diffed, gives what Plan followed by Cost gives, down to
+// each statement's cost and the findings, and leaves no shadow schema.
+func TestPlanAndCostIsPlanThenCost(t *testing.T) {
+	ctx := context.Background()
+	srv := testdb.Server(t)
+	live, _ := testdb.Open(t, "plan_and_cost")
+	const other = "CREATE TABLE `other` (`id` int NOT NULL, PRIMARY KEY (`id`)) ENGINE=InnoDB"
+	execAll(t, live, []string{costLive, other, "CREATE TABLE `gone` (`id` int NOT NULL PRIMARY KEY)",
+		"INSERT INTO orders (customer, note) VALUES ('a', 'x'), ('b', 'y')", "ANALYZE TABLE orders"})
+	desired := strings.Replace(costLive, "`amount` int(11)", "`amount` bigint", 1)
+	desired = strings.Replace(desired, "  KEY `customer` (`customer`)", "  KEY `customer` (`customer`),\n  KEY `fresh_id` (`state`),\n  CONSTRAINT `to_fresh` FOREIGN KEY (`id`) REFERENCES `fresh` (`id`)", 1)
+	d, err := Parse([]File{{Path: "s.sql", Data: []byte(desired + ";\n" + other + " COMMENT 'c';\nCREATE TABLE `fresh` (`id` int NOT NULL PRIMARY KEY);\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Planner{}
+	opts := CostOptions{MaxBlockingRows: 1}
+	want, err := p.Plan(ctx, d, live, srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Cost(ctx, want, live, srv, opts); err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.PlanAndCost(ctx, d, live, srv, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Statements) != len(want.Statements) || len(want.Statements) < 4 {
+		t.Fatalf("%d statements, Plan+Cost %d (want at least 4)", len(got.Statements), len(want.Statements))
+	}
+	for i, s := range got.Statements {
+		w := want.Statements[i]
+		if s.DDL != w.DDL || s.Cost == nil || *s.Cost != *w.Cost {
+			t.Errorf("statement %d: %s %+v\nPlan+Cost: %s %+v", i, s.DDL, s.Cost, w.DDL, w.Cost)
+		}
+		if s.Kind == KindAlter && s.Cost.Source != SourceServer {
+			t.Errorf("%s: source %s, want the server", s.DDL, s.Cost.Source)
+		}
+	}
+	if fmt.Sprint(got.Findings) != fmt.Sprint(want.Findings) {
+		t.Errorf("findings %v\nPlan+Cost: %v", got.Findings, want.Findings)
+	}
+	if left := shadowsLeft(t, srv); len(left) > 0 {
+		t.Fatalf("shadow schemas left behind: %v", left)
+	}
+}

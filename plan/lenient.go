@@ -44,6 +44,89 @@ var exprDefaultsVitessKnows = map[string]bool{
 // anything was rewritten. Quoted strings, quoted identifiers and comments
 // are copied as they are.
 func vitessForm(sql string) (string, bool) {
+	if plainForVitess(sql) {
+		return sql, false
+	}
+	return rewriteForVitess(sql)
+}
+
+// rewriteWords are the words (lowered) at which rewriteForVitess may
+// rewrite something, besides DEFAULT.
+var rewriteWords = map[string]bool{
+	"precision": true, "national": true, "nchar": true, "nvarchar": true, "serial": true, "uuid": true, "inet6": true,
+	"inet4": true, "ignored": true, "compressed": true, "system": true, "transactional": true, "page_checksum": true,
+	"page_compressed": true, "page_compression_level": true, "encrypted": true, "encryption_key_id": true,
+	"ietf_quotes": true, "sequence": true,
+}
+
+// plainForVitess reports, in one pass and without allocating, that
+// rewriteForVitess would leave sql as it is: sql holds no comment, none of
+// rewriteWords as a word, and no DEFAULT followed by a call of a function
+// vitess does not know. Words inside quotes count too: a false answer
+// only means rewriteForVitess must look.
+func plainForVitess(sql string) bool {
+	isWord := func(c byte) bool {
+		return c == '_' || c == '$' || c >= 0x80 || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')
+	}
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	var buf [32]byte
+	lower := func(w string) []byte {
+		n := min(len(w), len(buf))
+		for i := 0; i < n; i++ {
+			c := w[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			buf[i] = c
+		}
+		return buf[:n]
+	}
+	for i := 0; i < len(sql); {
+		c := sql[i]
+		switch {
+		case c == '#', c == '/' && i+1 < len(sql) && sql[i+1] == '*', c == '-' && i+1 < len(sql) && sql[i+1] == '-':
+			return false
+		case !isWord(c):
+			i++
+			continue
+		}
+		j := i
+		for j < len(sql) && isWord(sql[j]) {
+			j++
+		}
+		w := sql[i:j]
+		i = j
+		if len(w) > len(buf) {
+			continue // longer than any word that matters
+		}
+		lw := lower(w)
+		if rewriteWords[string(lw)] {
+			return false
+		}
+		if string(lw) != "default" {
+			continue
+		}
+		k := j
+		for k < len(sql) && isSpace(sql[k]) {
+			k++
+		}
+		m := k
+		for m < len(sql) && isWord(sql[m]) {
+			m++
+		}
+		fn := sql[k:m]
+		for m < len(sql) && isSpace(sql[m]) {
+			m++
+		}
+		if len(fn) > 0 && m < len(sql) && sql[m] == '(' && (len(fn) > len(buf) || !exprDefaultsVitessKnows[string(lower(fn))]) {
+			return false
+		}
+	}
+	return true
+}
+
+// rewriteForVitess is vitessForm's rewriting.
+func rewriteForVitess(sql string) (string, bool) {
 	toks := lexWords(sql)
 	var b strings.Builder
 	changed := false

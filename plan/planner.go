@@ -86,11 +86,17 @@ type change struct {
 // shadow schema (no default database needed). The shadow schema is always
 // dropped before Plan returns.
 func (p *Planner) Plan(ctx context.Context, d *Desired, live, shadow *sql.DB) (*Plan, error) {
+	return p.plan(ctx, d, live, shadow, nil)
+}
+
+// plan is Plan; with cc not nil it also starts loading into cc the live
+// tables the plan may alter, once the plan's own shadow is read.
+func (p *Planner) plan(ctx context.Context, d *Desired, live, shadow *sql.DB, cc *costCopy) (*Plan, error) {
 	lt, err := newLinter(d.Lint)
 	if err != nil {
 		return nil, err
 	}
-	changes, ls, err := p.diff(ctx, d, live, shadow)
+	changes, ls, err := p.diff(ctx, d, live, shadow, cc)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +118,7 @@ func (p *Planner) Plan(ctx context.Context, d *Desired, live, shadow *sql.DB) (*
 // change always renders the same text, so a resumed apply can compare a
 // fresh Diff with the statements it was approved with.
 func (p *Planner) Diff(ctx context.Context, d *Desired, live, shadow *sql.DB) ([]Statement, error) {
-	changes, _, err := p.diff(ctx, d, live, shadow)
+	changes, _, err := p.diff(ctx, d, live, shadow, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +129,7 @@ func (p *Planner) Diff(ctx context.Context, d *Desired, live, shadow *sql.DB) ([
 	return out, nil
 }
 
-func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_ []change, _ *liveSchema, err error) {
+func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB, cc *costCopy) (_ []change, _ *liveSchema, err error) {
 	if d == nil || len(d.Tables) == 0 {
 		return nil, nil, errors.New("plan: no desired tables")
 	}
@@ -154,7 +160,7 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 			}
 		}
 	}
-	load := p.mayDiffer(env, d, ls, parsed)
+	load, changed := p.mayDiffer(env, d, ls, parsed)
 	toQueries := make([]string, 0, len(d.Tables))
 	var shadowDefs map[string]string
 	rawShadow := map[string]string{} // as the server showed them
@@ -178,6 +184,15 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB) (_
 		}()
 		if err := vetShadowDefs(shadowDefs, load, p.engines()); err != nil {
 			return nil, nil, err
+		}
+		if cc != nil {
+			var copies []Table
+			for _, name := range changed {
+				if def, ok := ls.raw[name]; ok {
+					copies = append(copies, Table{Name: name, File: "live", SQL: def})
+				}
+			}
+			cc.preload(p, shadow, copies)
 		}
 	}
 	for _, t := range d.Tables {
@@ -392,24 +407,27 @@ func (p *Planner) readLive(ctx context.Context, live *sql.DB) (*liveSchema, erro
 // server), and the foreign-key parents and children of those whose change
 // may touch the reference (neighbours.go). A table outside this set is
 // identical to its live definition once the server normalizes it, so its
-// live definition stands for it. parsed is parseDesired's; mayDiffer
-// modifies its definitions.
-func (p *Planner) mayDiffer(env *schemadiff.Environment, d *Desired, ls *liveSchema, parsed map[string]*parsedTable) map[string]Table {
-	load := map[string]Table{}
+// live definition stands for it. changed lists the tables judged changed
+// (the neighbours aside), in d's order. parsed is parseDesired's;
+// mayDiffer modifies its definitions.
+func (p *Planner) mayDiffer(env *schemadiff.Environment, d *Desired, ls *liveSchema, parsed map[string]*parsedTable) (load map[string]Table, changed []string) {
+	load = map[string]Table{}
 	if p.FullShadow {
 		for _, t := range d.Tables {
 			load[t.Name] = t
+			changed = append(changed, t.Name)
 		}
-		return load
+		return load, changed
 	}
 	byName := map[string]Table{}
 	keyCols := keyColumns(parsed)
 	keys := map[string]bool{}
 	for _, t := range d.Tables {
 		byName[t.Name] = t
-		if changed, k := judgeTable(env, t, parsed[t.Name].ct, ls.defs, ls.mariadb, keyCols[t.Name]); changed {
+		if c, k := judgeTable(env, t, parsed[t.Name].ct, ls.defs, ls.mariadb, keyCols[t.Name]); c {
 			load[t.Name] = t
 			keys[t.Name] = k
+			changed = append(changed, t.Name)
 		}
 	}
 	// Foreign-key neighbours, one level each way, so that the shadow
@@ -433,7 +451,7 @@ func (p *Planner) mayDiffer(env *schemadiff.Environment, d *Desired, ls *liveSch
 			load[n] = t
 		}
 	}
-	return load
+	return load, changed
 }
 
 // shadowDefs loads tables into a fresh shadow schema and returns their

@@ -52,8 +52,9 @@ type asker struct {
 // parallel over the planner's connections. A statement the copy refuses
 // for another reason gets a nil cost (the rules decide it). CREATE and
 // DROP TABLE copy no rows: they are INSTANT without asking. mariadb says
-// the shadow server is MariaDB.
-func (p *Planner) askServer(ctx context.Context, shadow *sql.DB, mariadb bool, stmts []Statement, defs map[string]string) (_ []*Cost, err error) {
+// the shadow server is MariaDB. cc, when not nil, is a copy PlanAndCost
+// loaded meanwhile (the caller drops it); what it lacks is copied now.
+func (p *Planner) askServer(ctx context.Context, shadow *sql.DB, mariadb bool, stmts []Statement, defs map[string]string, cc *costCopy) (_ []*Cost, err error) {
 	costs := make([]*Cost, len(stmts))
 	groups := map[string][]int{}
 	var order []string
@@ -75,32 +76,31 @@ func (p *Planner) askServer(ctx context.Context, shadow *sql.DB, mariadb bool, s
 	if len(order) == 0 {
 		return costs, nil
 	}
+	if cc != nil && cc.wait() != nil {
+		cc = nil // the preload failed: copy afresh what is needed
+	}
+	if cc == nil {
+		if cc, err = p.newCostCopy(ctx, shadow); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if derr := cc.drop(p, shadow); derr != nil && err == nil {
+				err = derr
+			}
+		}()
+	}
 	var load []Table
 	for _, t := range sortedKeys(defs) {
-		load = append(load, Table{Name: t, File: "live", SQL: defs[t]})
+		if !cc.loaded[t] {
+			load = append(load, Table{Name: t, File: "live", SQL: defs[t]})
+		}
 	}
 	for _, s := range stmts {
-		if s.Kind == KindCreate && referenced[s.Table] {
+		if s.Kind == KindCreate && referenced[s.Table] && !cc.loaded[s.Table] {
 			load = append(load, Table{Name: s.Table, File: "plan", SQL: s.DDL})
 		}
 	}
-	name, err := shadowName(time.Now())
-	if err != nil {
-		return nil, err
-	}
-	if _, err := shadow.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(name)); err != nil {
-		return nil, fmt.Errorf("cost: create shadow schema %s: %w", name, err)
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if _, derr := shadow.ExecContext(dctx, "DROP DATABASE IF EXISTS "+quoteIdent(name)); derr != nil {
-			p.logger().Error("drop shadow schema", "schema", name, "err", derr)
-			if err == nil {
-				err = fmt.Errorf("cost: drop shadow schema %s: %w", name, derr)
-			}
-		}
-	}()
+	name := cc.name
 	if len(load) > 0 {
 		if err := loadShadow(ctx, shadow, name, load, p.conns()); err != nil {
 			return nil, fmt.Errorf("cost: copy the tables into the shadow: %w", err)
@@ -265,4 +265,66 @@ func (a *asker) probe(ctx context.Context, conn *sql.Conn, s Statement, accepted
 		return nil, nil
 	}
 	return nil, nil
+}
+
+// costCopy is the shadow schema that holds the copies of live tables Cost
+// asks the server about, when PlanAndCost loads it while the plan is
+// diffed and ordered.
+type costCopy struct {
+	name string
+	// ctx outlives the plan's own deadline: the load goes on after the
+	// plan returns.
+	ctx    context.Context
+	loaded map[string]bool
+	done   chan error // one value once a preload ends; nil when none ran
+}
+
+// newCostCopy creates an empty shadow schema for a cost copy.
+func (p *Planner) newCostCopy(ctx context.Context, shadow *sql.DB) (*costCopy, error) {
+	name, err := shadowName(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := shadow.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(name)); err != nil {
+		return nil, fmt.Errorf("cost: create shadow schema %s: %w", name, err)
+	}
+	return &costCopy{name: name, ctx: ctx, loaded: map[string]bool{}}, nil
+}
+
+// preload starts loading tables into the copy in the background.
+func (c *costCopy) preload(p *Planner, shadow *sql.DB, tables []Table) {
+	if len(tables) == 0 {
+		return
+	}
+	for _, t := range tables {
+		c.loaded[t.Name] = true
+	}
+	c.done = make(chan error, 1)
+	go func() { c.done <- loadShadow(c.ctx, shadow, c.name, tables, p.conns()) }()
+}
+
+// wait waits for the preload, if one runs, and returns its error.
+func (c *costCopy) wait() error {
+	if c.done == nil {
+		return nil
+	}
+	err := <-c.done
+	c.done = nil
+	if err != nil {
+		c.loaded = nil
+	}
+	return err
+}
+
+// drop waits for the preload and drops the schema, with a context of its
+// own so that a cancelled plan still cleans up.
+func (c *costCopy) drop(p *Planner, shadow *sql.DB) error {
+	_ = c.wait() // an error is the cost's to report, or moot
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), time.Minute)
+	defer cancel()
+	if _, err := shadow.ExecContext(dctx, "DROP DATABASE IF EXISTS "+quoteIdent(c.name)); err != nil {
+		p.logger().Error("drop shadow schema", "schema", c.name, "err", err)
+		return fmt.Errorf("cost: drop shadow schema %s: %w", c.name, err)
+	}
+	return nil
 }

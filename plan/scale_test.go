@@ -16,9 +16,10 @@ import (
 	"github.com/ternhq/tern/internal/testdb"
 )
 
-// BenchmarkScale plans a workload made by testdata/bench/gen.go, named by
-// TERN_BENCH_DIR (skipped without it), and reports the median plan and
-// cost times, the medians of the planner's phases and the CPU of both:
+// BenchmarkScale plans and costs (PlanAndCost, as tern plan does) a
+// workload made by testdata/bench/gen.go, named by TERN_BENCH_DIR (skipped
+// without it), and reports the median time, the medians of the planner's
+// phases and the CPU:
 //
 //	(cd testdata/bench && go run gen.go -out /tmp/s5000 -tables 5000 -changes 500 -new 20)
 //	TERN_BENCH_DIR=/tmp/s5000 go test -run '^$' -bench Scale -benchtime 3x ./plan/
@@ -49,22 +50,16 @@ func BenchmarkScale(b *testing.B) {
 	d := parse("desired.sql")
 	rec := &phaseRecorder{}
 	p := &Planner{Logger: slog.New(rec), Limits: lim, AllowedEngines: []string{"InnoDB", "MyISAM", "Aria", "MEMORY"}}
-	var plans, costs []time.Duration
+	var plans []time.Duration
 	var cpu time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		c0 := processCPU()
 		t0 := time.Now()
-		pl, err := p.Plan(ctx, d, live, srv)
-		if err != nil {
+		if _, err := p.PlanAndCost(ctx, d, live, srv, CostOptions{MaxBlockingRows: DefaultMaxBlockingRows}); err != nil {
 			b.Fatal(err)
 		}
 		plans = append(plans, time.Since(t0))
-		t0 = time.Now()
-		if err := p.Cost(ctx, pl, live, srv, CostOptions{MaxBlockingRows: DefaultMaxBlockingRows}); err != nil {
-			b.Fatal(err)
-		}
-		costs = append(costs, time.Since(t0))
 		cpu += processCPU() - c0
 	}
 	b.StopTimer()
@@ -75,11 +70,10 @@ func BenchmarkScale(b *testing.B) {
 		return s[len(s)/2]
 	}
 	b.ReportMetric(med(plans).Seconds(), "plan-s")
-	b.ReportMetric(med(costs).Seconds(), "cost-s")
 	b.ReportMetric(med(rec.get("order")).Seconds(), "order-s")
 	b.ReportMetric(med(rec.get("diff")).Seconds(), "diff-s")
-	b.Logf("%s: plan %v (read+load %v, diff %v, order %v; %d tables through the shadow), cost %v, tern CPU %v", filepath.Base(dir), med(plans),
-		med(rec.get("read_and_load")), med(rec.get("diff")), med(rec.get("order")), rec.n["shadow_tables"], med(costs), cpu/time.Duration(b.N))
+	b.Logf("%s: plan and cost %v (read+load %v, diff %v, order %v; %d tables through the shadow), tern CPU %v", filepath.Base(dir), med(plans),
+		med(rec.get("read_and_load")), med(rec.get("diff")), med(rec.get("order")), rec.n["shadow_tables"], cpu/time.Duration(b.N))
 }
 
 // phaseRecorder is a slog handler keeping the durations of the planner's

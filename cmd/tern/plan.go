@@ -203,11 +203,8 @@ func planCheckout(ctx context.Context, a planArgs) (*plan.Plan, planTarget, erro
 		return nil, masked, fmt.Errorf("connect to the live schema: %w", err)
 	}
 	planner := &plan.Planner{Limits: limits, AllowedEngines: tg.AllowedEngines}
-	p, err := planner.Plan(ctx, desired, live, tg.Shadow)
+	p, err := planner.PlanAndCost(ctx, desired, live, tg.Shadow, tg.Cost)
 	if err != nil {
-		return nil, masked, err
-	}
-	if err := planner.Cost(ctx, p, live, tg.Shadow, tg.Cost); err != nil {
 		return nil, masked, err
 	}
 	return p, planTarget{repo: t.Repository, database: src.name, env: t.Environment, schemaDir: path.Clean(src.schemaDir), live: schema.String, serverVersion: version, secrets: masked.secrets}, nil
