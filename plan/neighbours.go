@@ -29,13 +29,19 @@ type parsedTable struct {
 	fks []foreignKey
 }
 
-// parseDesired parses each of d's tables.
+// parseDesired parses each of d's tables (or copies the parse Parse
+// made of it).
 func parseDesired(p *sqlparser.Parser, d *Desired) map[string]*parsedTable {
 	out := make(map[string]*parsedTable, len(d.Tables))
 	for _, t := range d.Tables {
 		pt := &parsedTable{}
-		if ct, err := parseCreateTable(p, t.SQL); err == nil {
-			pt.ct, pt.fks = ct, foreignKeys(ct)
+		if ct, ok := d.written[t.Name]; ok && ct.TableSpec != nil {
+			pt.ct = sqlparser.Clone(ct)
+		} else if ct, err := parseCreateTable(p, t.SQL); err == nil {
+			pt.ct = ct
+		}
+		if pt.ct != nil {
+			pt.fks = foreignKeys(pt.ct)
 		}
 		out[t.Name] = pt
 	}

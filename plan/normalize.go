@@ -32,9 +32,13 @@ func judgeTable(env *schemadiff.Environment, t Table, desired *sqlparser.CreateT
 	if !ok || desired == nil {
 		return true, true
 	}
-	st, err := splitStatements(t.SQL)
-	if err != nil || len(st) != 1 || st[0].HasExecComment {
-		return true, true
+	// Without "/*" there is no executable comment, and without ";" one
+	// statement: no need to split.
+	if strings.Contains(t.SQL, "/*") || strings.Contains(t.SQL, ";") {
+		st, err := splitStatements(t.SQL)
+		if err != nil || len(st) != 1 || st[0].HasExecComment {
+			return true, true
+		}
 	}
 	p := env.Parser()
 	la, err := parseCreateTable(p, liveDef)

@@ -109,6 +109,9 @@ func parse(files []File) (*Desired, error) {
 		parsed []*sqlparser.CreateTable
 		errs   []error
 		seen   = map[string]Table{}
+		// written holds the tables whose parse is of their text as
+		// written, for the planner to reuse.
+		written = map[string]*sqlparser.CreateTable{}
 	)
 	for _, f := range files {
 		stmts, err := splitStatements(string(f.Data))
@@ -117,10 +120,13 @@ func parse(files []File) (*Desired, error) {
 			continue
 		}
 		for _, st := range stmts {
-			ct, line, err := vetStatement(p, st)
+			ct, line, asWritten, err := vetStatementForm(p, st)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s:%d: %w", f.Path, line, err))
 				continue
+			}
+			if asWritten {
+				written[ct.Table.Name.String()] = ct
 			}
 			t := Table{Name: ct.Table.Name.String(), File: f.Path, Line: st.Line, SQL: st.Text}
 			key := strings.ToLower(t.Name)
@@ -143,7 +149,12 @@ func parse(files []File) (*Desired, error) {
 		}
 		return nil, fmt.Errorf("no CREATE TABLE statements in %s: refusing to plan (it would drop every table)", strings.Join(names, ", "))
 	}
-	return newDesired(tables, parsed)
+	d, err := newDesired(tables, parsed)
+	if err != nil {
+		return nil, err
+	}
+	d.written = written
+	return d, nil
 }
 
 // newDesired sorts tables and computes the hash; parsed[i] is tables[i]
@@ -206,13 +217,23 @@ func normalized(env *schemadiff.Environment, ct *sqlparser.CreateTable) string {
 // vetStatement parses one statement and checks that it is a plain CREATE
 // TABLE. It returns the line the problem is on.
 func vetStatement(p *sqlparser.Parser, st rawStatement) (*sqlparser.CreateTable, int, error) {
+	ct, line, _, err := vetStatementForm(p, st)
+	return ct, line, err
+}
+
+// vetStatementForm is vetStatement; asWritten reports that ct is the
+// parse of the statement's text as written (no executable comment, no
+// vitess form).
+func vetStatementForm(p *sqlparser.Parser, st rawStatement) (ct *sqlparser.CreateTable, line int, asWritten bool, err error) {
+	var ok bool
 	if line, err := vetHostileText(st); err != nil {
-		return nil, line, err
+		return nil, line, false, err
 	}
 	if kind := statementKind(st.Expanded); kind != "CREATE TABLE" {
-		return nil, st.Line, fmt.Errorf("only CREATE TABLE statements are allowed, found %s", kind)
+		return nil, st.Line, false, fmt.Errorf("only CREATE TABLE statements are allowed, found %s", kind)
 	}
 	stmt, err := p.ParseStrictDDL(st.Expanded)
+	asWritten = err == nil && st.Expanded == st.Text
 	if err != nil {
 		// Syntax the servers accept but vitess does not know is read in
 		// vitess's form; the shadow server judges the text as written.
@@ -230,23 +251,23 @@ func vetStatement(p *sqlparser.Parser, st rawStatement) (*sqlparser.CreateTable,
 			pos := max(0, min(pe.Pos-len(pe.Near)-1, len(st.Expanded)))
 			line += strings.Count(st.Expanded[:pos], "\n")
 			if pe.Near != "" {
-				return nil, line, fmt.Errorf("syntax error near %q", pe.Near)
+				return nil, line, false, fmt.Errorf("syntax error near %q", pe.Near)
 			}
-			return nil, line, errors.New("syntax error")
+			return nil, line, false, errors.New("syntax error")
 		}
-		return nil, line, fmt.Errorf("does not parse: %v", err)
+		return nil, line, false, fmt.Errorf("does not parse: %v", err)
 	}
-	ct, ok := stmt.(*sqlparser.CreateTable)
+	ct, ok = stmt.(*sqlparser.CreateTable)
 	if !ok {
-		return nil, st.Line, fmt.Errorf("only CREATE TABLE statements are allowed, found %s", statementKind(st.Expanded))
+		return nil, st.Line, false, fmt.Errorf("only CREATE TABLE statements are allowed, found %s", statementKind(st.Expanded))
 	}
 	if err := vetCreateTable(ct); err != nil {
-		return nil, st.Line, err
+		return nil, st.Line, false, err
 	}
 	if line, err := vetExpressions(ct, st); err != nil {
-		return nil, line, err
+		return nil, line, false, err
 	}
-	return ct, st.Line, nil
+	return ct, st.Line, asWritten, nil
 }
 
 // statementKind names a statement by its first keywords: INSERT, DROP

@@ -4,7 +4,11 @@
 // and lints the result for changes that can lose data.
 package plan
 
-import "github.com/ternhq/tern/config"
+import (
+	"vitess.io/vitess/go/vt/sqlparser"
+
+	"github.com/ternhq/tern/config"
+)
 
 // File is one schema file as read from a checkout or from GitHub.
 type File struct {
@@ -30,6 +34,10 @@ type Desired struct {
 	// Lint is the lint policy the plan is judged by (tern.yaml's lint:
 	// key); the zero value runs every check at its default level.
 	Lint config.Lint `json:"-"`
+	// written holds, by name, the parse of the tables whose text parsed
+	// as written (parseDesired clones them instead of parsing again);
+	// never modified.
+	written map[string]*sqlparser.CreateTable
 }
 
 // Kinds of statements.

@@ -167,12 +167,7 @@ func (a *asker) session(ctx context.Context, settings ...string) (conn *sql.Conn
 func (a *asker) worker(ctx context.Context, stmts []Statement, groups map[string][]int, work <-chan string, costs []*Cost) error {
 	// The apply runs with foreign key checks on, and they change what the
 	// server can do in place (adding a foreign key).
-	settings := []string{"SET SESSION foreign_key_checks = 1"}
-	if a.mariadb {
-		// 0: a statement that would wait for a lock gives up at once.
-		settings = append(settings, "SET SESSION lock_wait_timeout = 0")
-	}
-	conn, closeConn, err := a.session(ctx, settings...)
+	conn, closeConn, err := a.session(ctx, "SET SESSION foreign_key_checks = 1")
 	if err != nil {
 		return err
 	}
@@ -191,10 +186,12 @@ func (a *asker) worker(ctx context.Context, stmts []Statement, groups map[string
 		for j, i := range group {
 			var c *Cost
 			var err error
-			if holder != nil && j == len(group)-1 {
+			// A statement that references other tables is run: its
+			// locks on them must not meet another worker's holder.
+			if holder != nil && j == len(group)-1 && len(referencedNames(stmts[i].DDL)) == 0 {
 				c, err = a.probeUnrun(ctx, conn, holder, stmts[i])
 			} else {
-				c, err = a.probe(ctx, conn, stmts[i], nil)
+				c, err = a.probe(ctx, conn, stmts[i], false)
 			}
 			if err != nil {
 				return err
@@ -207,8 +204,8 @@ func (a *asker) worker(ctx context.Context, stmts []Statement, groups map[string
 
 // probeUnrun asks about the ALTER s without running it. holder opens a
 // transaction that reads the table, and so holds a shared metadata lock
-// on it; the ALTER, on a connection whose lock_wait_timeout is 0, then
-// stops with error 1205 where it would first take the table for itself:
+// on it; the ALTER, run with lock_wait_timeout 0 (MariaDB's SET STATEMENT),
+// then stops with error 1205 where it would first take the table for itself:
 // after the server checked its ALGORITHM/LOCK clause (a clause it cannot
 // honour is refused before that, with 1845 or 1846), before anything
 // changed. So 1205 means the clause is accepted. (tests:
@@ -225,18 +222,14 @@ func (a *asker) probeUnrun(ctx context.Context, conn, holder *sql.Conn, s Statem
 	if _, err := holder.ExecContext(ctx, "SELECT 1 FROM "+quoteIdent(s.Table)+" LIMIT 0"); err != nil {
 		return nil, fmt.Errorf("cost: hold %s: %w", s.Table, err)
 	}
-	return a.probe(ctx, conn, s, func(err error) bool {
-		var me *mysql.MySQLError
-		return errors.As(err, &me) && me.Number == errLockWaitTimeout
-	})
+	return a.probe(ctx, conn, s, true)
 }
 
 // probe runs one ALTER with ever weaker clauses until the server accepts
-// one: the statement runs, or, when accepted is not nil, fails with an
-// error accepted says means the clause was taken. It returns nil (the
-// rules decide) when the server refuses the statement for a reason other
-// than its clause.
-func (a *asker) probe(ctx context.Context, conn *sql.Conn, s Statement, accepted func(error) bool) (*Cost, error) {
+// one: the statement runs, or, unrun, gives up waiting for the table's
+// metadata lock (see probeUnrun). It returns nil (the rules decide) when
+// the server refuses the statement for a reason other than its clause.
+func (a *asker) probe(ctx context.Context, conn *sql.Conn, s Statement, unrun bool) (*Cost, error) {
 	ddl := strings.TrimRight(strings.TrimSpace(s.DDL), "; \t\r\n")
 	var reason string
 	for _, pr := range probes {
@@ -244,8 +237,13 @@ func (a *asker) probe(ctx context.Context, conn *sql.Conn, s Statement, accepted
 		if pr.algorithm == AlgorithmInstant && a.mariadb {
 			clause += ", LOCK=NONE" // MySQL refuses LOCK beside INSTANT
 		}
-		_, err := conn.ExecContext(ctx, ddlclause.Insert(ddl, clause))
-		if err == nil || (accepted != nil && accepted(err)) {
+		q := ddlclause.Insert(ddl, clause)
+		if unrun {
+			q = "SET STATEMENT lock_wait_timeout = 0 FOR " + q
+		}
+		_, err := conn.ExecContext(ctx, q)
+		var me *mysql.MySQLError
+		if err == nil || (unrun && errors.As(err, &me) && me.Number == errLockWaitTimeout) {
 			c := &Cost{Algorithm: pr.algorithm, Lock: pr.lock, Source: SourceServer, Reason: reason}
 			if pr.algorithm == AlgorithmInstant {
 				c.Lock = LockNone

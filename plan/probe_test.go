@@ -64,7 +64,7 @@ func TestProbeUnrunMatchesRun(t *testing.T) {
 			live, name := testdb.Open(t, fmt.Sprintf("plan_probe_%d", i))
 			execAll(t, live, []string{costLive, fulltext, parts, other})
 			a := &asker{p: &Planner{}, shadow: srv, schema: name, mariadb: true}
-			conn, closeConn, err := a.session(ctx, "SET SESSION foreign_key_checks = 1", "SET SESSION lock_wait_timeout = 0")
+			conn, closeConn, err := a.session(ctx, "SET SESSION foreign_key_checks = 1")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +83,7 @@ func TestProbeUnrunMatchesRun(t *testing.T) {
 			if after := showCreate(t, live, tc.table); after != before {
 				t.Fatalf("the unrun probe changed the table:\n%s\nwas\n%s", after, before)
 			}
-			run, err := a.probe(ctx, conn, s, nil)
+			run, err := a.probe(ctx, conn, s, false)
 			if err != nil {
 				t.Fatal(err)
 			}
