@@ -6,7 +6,7 @@
 // prints the medians, the spread of the runs and the ratio of the medians
 // as a BENCHMARKS.md row.
 //
-//	go run ./cmd/benchscale -skeema /tmp/skeema-bin/skeema [-runs 5] [-points 500/50,5000/500]
+//	go run ./cmd/benchscale -skeema /tmp/skeema-bin/skeema [-runs 5] [-points 500/50,5000/500] [-before OLD_TERN]
 //
 // Skeema is not part of tern: build it from its public source first (see
 // BENCHMARKS.md). The tern binary is built from this checkout unless -tern
@@ -47,8 +47,11 @@ func main() {
 // options are benchscale's flags.
 type options struct {
 	dsn, work, tern, skeema, gen string
-	points                       []point
-	runs                         int
+	// before is another tern binary (an older commit) timed in the same
+	// runs, or "".
+	before string
+	points []point
+	runs   int
 }
 
 // point is one workload: tables live, changes of them altered.
@@ -79,6 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.work, "work", filepath.Join(os.TempDir(), "tern-benchscale"), "`DIR` for the workloads and configs")
 	fs.StringVar(&o.tern, "tern", "", "tern `BINARY`; default: built from this checkout into -work")
 	fs.StringVar(&o.skeema, "skeema", "", "skeema `BINARY` (required)")
+	fs.StringVar(&o.before, "before", "", "another tern `BINARY` (say, an older commit) to time in the same runs")
 	fs.StringVar(&o.gen, "gen", "testdata/bench/gen.go", "the workload generator")
 	fs.StringVar(&points, "points", "500/50,2000/5,2000/200,5000/5,5000/500", "workloads as TABLES/CHANGES, comma-separated")
 	fs.IntVar(&o.runs, "runs", 5, "timed runs of each planner per point (after one untimed warm-up run each)")
@@ -109,8 +113,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("skeema version: %w", err)
 	}
 	fmt.Fprintf(stdout, "skeema: %s", sv)
-	fmt.Fprintln(stdout, "| point | tern wall median (min-max) | tern CPU median | skeema wall median (min-max) | ratio of medians (per-run range) |")
-	fmt.Fprintln(stdout, "|---|---|---|---|---|")
+	fmt.Fprintln(stdout, "| point | tern wall median (min-max) | tern CPU median | skeema wall median (min-max) | ratio of medians (per-run range) | before: wall, CPU |")
+	fmt.Fprintln(stdout, "|---|---|---|---|---|---|")
 	for _, p := range o.points {
 		r, err := benchPoint(ctx, o, p, stderr)
 		if err != nil {
@@ -123,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // result holds the timed runs of one point.
 type result struct {
-	ternWall, ternCPU, skeemaWall []time.Duration
+	ternWall, ternCPU, skeemaWall, beforeWall, beforeCPU []time.Duration
 }
 
 func (r result) row(p point) string {
@@ -132,8 +136,12 @@ func (r result) row(p point) string {
 		ratios = append(ratios, r.ternWall[i].Seconds()/r.skeemaWall[i].Seconds())
 	}
 	slices.Sort(ratios)
-	return fmt.Sprintf("| %s | %s | %.2f s | %s | %.2fx (%.2f-%.2fx) |", p, spread(r.ternWall), median(r.ternCPU).Seconds(),
-		spread(r.skeemaWall), median(r.ternWall).Seconds()/median(r.skeemaWall).Seconds(), ratios[0], ratios[len(ratios)-1])
+	before := "—"
+	if len(r.beforeWall) > 0 {
+		before = fmt.Sprintf("%s, %.2f s", spread(r.beforeWall), median(r.beforeCPU).Seconds())
+	}
+	return fmt.Sprintf("| %s | %s | %.2f s | %s | %.2fx (%.2f-%.2fx) | %s |", p, spread(r.ternWall), median(r.ternCPU).Seconds(),
+		spread(r.skeemaWall), median(r.ternWall).Seconds()/median(r.skeemaWall).Seconds(), ratios[0], ratios[len(ratios)-1], before)
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -177,13 +185,20 @@ func benchPoint(ctx context.Context, o options, p point, log io.Writer) (result,
 	if err != nil {
 		return result{}, err
 	}
+	cmds := []planner{ternCmd, skeemaCmd}
+	if o.before != "" {
+		b := ternCmd
+		b.name = "before"
+		b.args = append([]string{o.before}, ternCmd.args[1:]...)
+		cmds = append(cmds, b)
+	}
 	var r result
-	for i := -1; i < o.runs; i++ { // run -1 warms both up and is not kept
-		first, second := ternCmd, skeemaCmd
+	for i := -1; i < o.runs; i++ { // run -1 warms all up and is not kept
+		order := slices.Clone(cmds)
 		if i%2 != 0 {
-			first, second = skeemaCmd, ternCmd
+			slices.Reverse(order)
 		}
-		for _, c := range []planner{first, second} {
+		for _, c := range order {
 			wall, cpu, err := c.time(ctx)
 			if err != nil {
 				return result{}, err
@@ -192,9 +207,12 @@ func benchPoint(ctx context.Context, o options, p point, log io.Writer) (result,
 			if i < 0 {
 				continue
 			}
-			if c.name == "tern" {
+			switch c.name {
+			case "tern":
 				r.ternWall, r.ternCPU = append(r.ternWall, wall), append(r.ternCPU, cpu)
-			} else {
+			case "before":
+				r.beforeWall, r.beforeCPU = append(r.beforeWall, wall), append(r.beforeCPU, cpu)
+			default:
 				r.skeemaWall = append(r.skeemaWall, wall)
 			}
 		}
