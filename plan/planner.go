@@ -176,8 +176,13 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB, cc
 				shadowDefs[name] = foldJSONDef(env.Parser(), def)
 			}
 		}
-		// The shadow schema is gone before Plan returns, whatever happens.
+		// The shadow schema is gone before Plan returns, whatever happens;
+		// under PlanAndCost, before it returns (its drop overlaps the cost).
 		defer func() {
+			if cc != nil {
+				cc.planDropped = dropped
+				return
+			}
 			if derr := dropped(); derr != nil && err == nil {
 				err = derr
 			}

@@ -275,6 +275,9 @@ type costCopy struct {
 	ctx    context.Context
 	loaded map[string]bool
 	done   chan error // one value once a preload ends; nil when none ran
+	// planDropped waits for the drop of the plan's own shadow schema
+	// (started by the plan), when the plan left that wait to drop.
+	planDropped func() error
 }
 
 // newCostCopy creates an empty shadow schema for a cost copy.
@@ -315,14 +318,22 @@ func (c *costCopy) wait() error {
 }
 
 // drop waits for the preload and drops the schema, with a context of its
-// own so that a cancelled plan still cleans up.
+// own so that a cancelled plan still cleans up; then it waits for the
+// drop of the plan's shadow schema, if the plan left that to it.
 func (c *costCopy) drop(p *Planner, shadow *sql.DB) error {
 	_ = c.wait() // an error is the cost's to report, or moot
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), time.Minute)
 	defer cancel()
-	if _, err := shadow.ExecContext(dctx, "DROP DATABASE IF EXISTS "+quoteIdent(c.name)); err != nil {
-		p.logger().Error("drop shadow schema", "schema", c.name, "err", err)
-		return fmt.Errorf("cost: drop shadow schema %s: %w", c.name, err)
+	var err error
+	if _, derr := shadow.ExecContext(dctx, "DROP DATABASE IF EXISTS "+quoteIdent(c.name)); derr != nil {
+		p.logger().Error("drop shadow schema", "schema", c.name, "err", derr)
+		err = fmt.Errorf("cost: drop shadow schema %s: %w", c.name, derr)
 	}
-	return nil
+	if c.planDropped != nil {
+		if derr := c.planDropped(); derr != nil && err == nil {
+			err = derr
+		}
+		c.planDropped = nil
+	}
+	return err
 }
