@@ -24,7 +24,7 @@ type Policy struct {
 	Lease time.Duration
 	// InFlightWait is how long an apply waits, without spending an
 	// attempt, when work of an earlier attempt still runs on its target.
-	// Default 30s.
+	// Default 30s, or BackoffMax when that is shorter.
 	InFlightWait time.Duration
 	// Jitter returns a number in [0, 1) that scales the 0-20% jitter added
 	// to each delay. Default math/rand/v2.Float64.
@@ -68,7 +68,9 @@ func (p Policy) withDefaults() Policy {
 		p.Lease = DefaultLease
 	}
 	if p.InFlightWait <= 0 {
-		p.InFlightWait = DefaultInFlightWait
+		// Never longer than the longest delay between attempts: a team
+		// that retries within a second re-checks as often.
+		p.InFlightWait = min(DefaultInFlightWait, p.BackoffMax)
 	}
 	if p.Jitter == nil {
 		p.Jitter = rand.Float64

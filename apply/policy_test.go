@@ -45,3 +45,23 @@ func TestBackoffDefaultJitterBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestInFlightWaitDefault: a wait on work still running on the target is
+// 30 s, but never longer than the longest delay between attempts the team
+// configured (backoff_max): a 1 s backoff_max re-checks in 1 s, not 30.
+func TestInFlightWaitDefault(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		p    Policy
+		want time.Duration
+	}{
+		{"defaults", Policy{}, 30 * time.Second},
+		{"short backoff_max", Policy{BackoffBase: 100 * time.Millisecond, BackoffMax: time.Second}, time.Second},
+		{"long backoff_max", Policy{BackoffBase: time.Minute, BackoffMax: time.Hour}, 30 * time.Second},
+		{"set", Policy{BackoffMax: time.Second, InFlightWait: 5 * time.Second}, 5 * time.Second},
+	} {
+		if got := tt.p.withDefaults().InFlightWait; got != tt.want {
+			t.Errorf("%s: InFlightWait = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -38,7 +38,7 @@ type soakSize struct {
 	// PSFaultEvery is the mean time between two random PlanetScale
 	// faults (0: none but the scripted ones, see scriptPSFaults): each
 	// 422/503 once the deploy request exists ends the attempt in a wait
-	// (apply.DefaultInFlightWait, 30 s), so they are rarer.
+	// (apply's InFlightWait: 30 s, or backoff_max when shorter: 1 s here).
 	PSFaultEvery time.Duration
 	// Restarts of the soak's MariaDB server, spread over the applies,
 	// SIGKILL and SIGTERM in turn.
