@@ -6,48 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ternhq/tern/config"
 	"github.com/ternhq/tern/engine"
+	"github.com/ternhq/tern/internal/enginetest"
 	"github.com/ternhq/tern/internal/testdb"
 )
 
 // recorder notes the calls an engine makes, and can fail one.
-type recorder struct {
-	mu        sync.Mutex
-	calls     []string
-	failStart int // TaskStarted(seq) returns errLease
-}
-
-var errLease = errors.New("lease lost")
-
-func (r *recorder) TaskStarted(_ context.Context, seq int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if seq == r.failStart {
-		return errLease
-	}
-	r.calls = append(r.calls, fmt.Sprintf("start %d", seq))
-	return nil
-}
-
-func (r *recorder) TaskDone(_ context.Context, seq int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = append(r.calls, fmt.Sprintf("done %d", seq))
-	return nil
-}
-
-func (r *recorder) SaveState(context.Context, string, string) error { return nil }
-
-func (r *recorder) String() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return strings.Join(r.calls, ", ")
-}
+type recorder = enginetest.Recorder
 
 // newEngine makes a fresh database and an engine on it whose DSN names no
 // database (so the target's name is used).
@@ -176,9 +145,9 @@ func TestApplyPermanentFailureStops(t *testing.T) {
 func TestApplyStopsWhenRecorderFails(t *testing.T) {
 	e, db, _ := newEngine(t, time.Second)
 	mustExec(t, db, "CREATE TABLE t (id INT PRIMARY KEY)")
-	rec := &recorder{failStart: 2}
+	rec := &recorder{FailStart: 2}
 	err := e.Apply(context.Background(), engine.Job{Tasks: tasks("ALTER TABLE t ADD COLUMN c INT", "ALTER TABLE t ADD COLUMN d INT")}, rec)
-	if !errors.Is(err, errLease) {
+	if !errors.Is(err, enginetest.ErrLease) {
 		t.Fatalf("Apply = %v, want the recorder's error", err)
 	}
 	var te *engine.TaskError

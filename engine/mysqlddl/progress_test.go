@@ -2,7 +2,6 @@ package mysqlddl
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -10,22 +9,6 @@ import (
 	"github.com/ternhq/tern/engine"
 	"github.com/ternhq/tern/internal/testdb"
 )
-
-// progressRecorder is a recorder that also notes progress reports.
-type progressRecorder struct {
-	recorder
-	pmu      sync.Mutex
-	progress []engine.Progress
-	at       []time.Time
-}
-
-func (r *progressRecorder) TaskProgress(_ context.Context, seq int, p engine.Progress) error {
-	r.pmu.Lock()
-	defer r.pmu.Unlock()
-	r.progress = append(r.progress, p)
-	r.at = append(r.at, time.Now())
-	return nil
-}
 
 // TestProgressOfACopy: while a copying ALTER of a 524,288-row table runs,
 // the engine reports the server's stage and a growing percentage through
@@ -40,30 +23,29 @@ func TestProgressOfACopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	rec := &progressRecorder{}
+	rec := &recorder{}
 	task := engine.Task{Seq: 1, Kind: "alter", Table: "big", DDL: "ALTER TABLE `big` MODIFY COLUMN `v` bigint NOT NULL", Algorithm: "COPY", Lock: "SHARED"}
 	start := time.Now()
 	if err := e.Apply(ctx, engine.Job{ApplyID: 1, Tasks: []engine.Task{task}}, rec); err != nil {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
-	rec.pmu.Lock()
-	defer rec.pmu.Unlock()
-	t.Logf("copy took %s; %d progress reports: %+v", took, len(rec.progress), rec.progress)
-	if len(rec.progress) == 0 {
+	progress, at := rec.Progress()
+	t.Logf("copy took %s; %d progress reports: %+v", took, len(progress), progress)
+	if len(progress) == 0 {
 		t.Fatal("no progress reported during the copy")
 	}
 	sawCopy := false
-	for i, p := range rec.progress {
+	for i, p := range progress {
 		sawCopy = sawCopy || p.Stage == "copy to tmp table"
 		if p.Percent <= 0 || p.Percent > 100 {
 			t.Errorf("report %d: percent %v", i, p.Percent)
 		}
-		if i > 0 && p.Percent < rec.progress[i-1].Percent {
-			t.Errorf("report %d: percent went back from %v to %v", i, rec.progress[i-1].Percent, p.Percent)
+		if i > 0 && p.Percent < progress[i-1].Percent {
+			t.Errorf("report %d: percent went back from %v to %v", i, progress[i-1].Percent, p.Percent)
 		}
-		if i > 0 && rec.at[i].Sub(rec.at[i-1]) < interval {
-			t.Errorf("reports %d and %d only %s apart, interval %s", i-1, i, rec.at[i].Sub(rec.at[i-1]), interval)
+		if i > 0 && at[i].Sub(at[i-1]) < interval {
+			t.Errorf("reports %d and %d only %s apart, interval %s", i-1, i, at[i].Sub(at[i-1]), interval)
 		}
 	}
 	if !sawCopy {

@@ -16,22 +16,6 @@ import (
 // bigRows makes a copying ALTER of the test table take seconds.
 const bigRows = 1 << 19
 
-// stateRecorder is a recorder that keeps what SaveState was given.
-type stateRecorder struct {
-	recorder
-	state map[string]string
-}
-
-func (r *stateRecorder) SaveState(_ context.Context, k, v string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.state == nil {
-		r.state = map[string]string{}
-	}
-	r.state[k] = v
-	return nil
-}
-
 // TestApplyStopKillsCopyingAlter: the attempt's context ends while a
 // copying ALTER of a big table runs. MariaDB would finish the ALTER after
 // its client went away; the engine must KILL QUERY it and return only once
@@ -44,14 +28,12 @@ func TestApplyStopKillsCopyingAlter(t *testing.T) {
 	job := engine.Job{ApplyID: 42, Attempt: 1, Tasks: tasks(ddl)}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	rec := &stateRecorder{}
+	rec := &recorder{}
 	done := make(chan error, 1)
 	go func() { done <- e.Apply(ctx, job, rec) }()
 	id := testdb.WaitForStage(t, db, name, ddl, "copy to tmp table")
 
-	rec.mu.Lock()
-	conn := rec.state[StateConn]
-	rec.mu.Unlock()
+	conn := rec.State()[StateConn]
 	if !strings.Contains(conn, "task=1 ") || !strings.Contains(conn, " server=") || !strings.Contains(conn, "id="+strconv.FormatInt(id, 10)+" ") {
 		t.Errorf("recorded session %q, want task=1 id=%d server=...", conn, id)
 	}

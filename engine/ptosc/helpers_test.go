@@ -1,11 +1,9 @@
 package ptosc
 
 import (
-	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ternhq/tern/config"
-	"github.com/ternhq/tern/engine"
+	"github.com/ternhq/tern/internal/enginetest"
 	"github.com/ternhq/tern/internal/testdb"
 )
 
@@ -29,60 +27,7 @@ func needTool(t *testing.T) {
 }
 
 // recorder keeps what an engine records.
-type recorder struct {
-	mu       sync.Mutex
-	calls    []string
-	state    map[string]string
-	progress []engine.Progress
-}
-
-func (r *recorder) TaskStarted(_ context.Context, seq int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = append(r.calls, fmt.Sprintf("start %d", seq))
-	return nil
-}
-
-func (r *recorder) TaskDone(_ context.Context, seq int) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = append(r.calls, fmt.Sprintf("done %d", seq))
-	return nil
-}
-
-func (r *recorder) SaveState(_ context.Context, k, v string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.state == nil {
-		r.state = map[string]string{}
-	}
-	r.state[k] = v
-	return nil
-}
-
-func (r *recorder) TaskProgress(_ context.Context, _ int, p engine.Progress) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.progress = append(r.progress, p)
-	return nil
-}
-
-// snapshot returns a copy of the state recorded so far.
-func (r *recorder) snapshot() map[string]string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m := map[string]string{}
-	for k, v := range r.state {
-		m[k] = v
-	}
-	return m
-}
-
-func (r *recorder) String() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return strings.Join(r.calls, ", ")
-}
+type recorder = enginetest.Recorder
 
 // target is a fresh database reached as a user of its own with a
 // password, the way a real target is.

@@ -151,18 +151,17 @@ func TestCopyKeepsEveryWrite(t *testing.T) {
 			t.Errorf("command line %q: want the option file and only the change", a)
 		}
 	}
-	rec.mu.Lock()
-	t.Logf("progress recorded %d times: %+v", len(rec.progress), rec.progress)
-	for _, p := range rec.progress {
+	progress, _ := rec.Progress()
+	t.Logf("progress recorded %d times: %+v", len(progress), progress)
+	for _, p := range progress {
 		if p.Stage != stageCopying || p.Percent < 0 || p.Percent > 100 {
 			t.Errorf("progress %+v", p)
 		}
 	}
-	rec.mu.Unlock()
 	if got := rec.String(); got != "start 1, done 1" {
 		t.Errorf("recorded %q", got)
 	}
-	st := rec.snapshot()
+	st := rec.State()
 	if st["online.1.phase"] != PhaseDone || st["online.1.shadow"] != "_tern_31_1_new_t" || !strings.HasPrefix(st["online.1.tool"], "pt-osc 3.") {
 		t.Errorf("state %v", st)
 	}
@@ -258,7 +257,7 @@ func TestSwapWaitsOnMetadataLock(t *testing.T) {
 	if left := tg.leftovers(t); left != "" {
 		t.Errorf("left behind after the failed swap: %s", left)
 	}
-	job.Attempt, job.EngineState = 2, rec.snapshot()
+	job.Attempt, job.EngineState = 2, rec.State()
 	if err := e.Apply(context.Background(), job, rec); err != nil {
 		t.Fatalf("second attempt: %v", err)
 	}
@@ -291,7 +290,7 @@ func TestStopDropsTriggers(t *testing.T) {
 	if left := tg.leftovers(t); !strings.Contains(left, "trigger pt_osc_") {
 		t.Fatalf("no triggers while copying: %q", left)
 	}
-	in, err := e.InFlight(context.Background(), engine.Job{ApplyID: 33, EngineState: rec.snapshot()})
+	in, err := e.InFlight(context.Background(), engine.Job{ApplyID: 33, EngineState: rec.State()})
 	if err != nil || !strings.Contains(in, "online copy of table t") {
 		t.Errorf("InFlight while copying = %q, %v", in, err)
 	}
@@ -314,7 +313,7 @@ func TestStopDropsTriggers(t *testing.T) {
 	if typ := tg.columnType(t, "t", "v"); typ != "int(11)" {
 		t.Errorf("v is %s after the stop", typ)
 	}
-	if in, err := e.InFlight(context.Background(), engine.Job{ApplyID: 33, EngineState: rec.snapshot()}); err != nil || in != "" {
+	if in, err := e.InFlight(context.Background(), engine.Job{ApplyID: 33, EngineState: rec.State()}); err != nil || in != "" {
 		t.Errorf("InFlight after the stop = %q, %v", in, err)
 	}
 }
@@ -423,16 +422,16 @@ func TestProgressThrottled(t *testing.T) {
 	rec := &recorder{}
 	p := e.progress(context.Background(), rec, 1)
 	p("Copying `d`.`t`:  43% 00:40 remain")
-	if len(rec.progress) != 0 {
-		t.Fatalf("reported before an interval passed: %v", rec.progress)
+	if got, _ := rec.Progress(); len(got) != 0 {
+		t.Fatalf("reported before an interval passed: %v", got)
 	}
 	e.progressInterval = time.Nanosecond
 	p = e.progress(context.Background(), rec, 1)
 	time.Sleep(time.Millisecond)
 	p("not progress")
 	p("Copying `d`.`t`:  43% 00:40 remain")
-	if len(rec.progress) != 1 || rec.progress[0].Percent != 43 || rec.progress[0].Remaining != 40*time.Second {
-		t.Fatalf("progress %v", rec.progress)
+	if got, _ := rec.Progress(); len(got) != 1 || got[0].Percent != 43 || got[0].Remaining != 40*time.Second {
+		t.Fatalf("progress %v", got)
 	}
 	if e.progress(context.Background(), &struct{ recorder2 }{}, 1) != nil {
 		t.Error("a recorder without TaskProgress got a progress reader")
