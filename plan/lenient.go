@@ -424,22 +424,60 @@ func columnCheck(line string) (rest, check string) {
 }
 
 // diffForm is the form of a MariaDB SHOW CREATE TABLE text that tern diffs
-// with schemadiff: vitessForm's, without column CHECK constraints.
+// with schemadiff: vitessForm's, without column CHECK constraints, and
+// with its table CHECK constraints' names qualified by the table's
+// (qualifyCheckName).
 func diffForm(def string, mariadb bool) string {
 	form, _ := vitessForm(def)
 	if !mariadb || !strings.Contains(form, "CHECK (") {
 		return form
 	}
+	table, _, _ := columnName("  " + strings.TrimPrefix(strings.SplitN(form, "\n", 2)[0], "CREATE TABLE "))
 	lines := strings.Split(form, "\n")
 	for i, l := range lines {
 		comma := strings.HasSuffix(l, ",")
-		rest, check := columnCheck(strings.TrimSuffix(l, ","))
-		if check != "" {
+		if q, ok := qualifyCheckName(strings.TrimSuffix(l, ","), table); ok {
+			lines[i] = q
+		} else if rest, check := columnCheck(strings.TrimSuffix(l, ",")); check != "" {
 			lines[i] = rest
-			if comma {
-				lines[i] += ","
-			}
+		} else {
+			continue
+		}
+		if comma {
+			lines[i] += ","
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// checkNameMark starts the name diffForm gives a MariaDB table CHECK
+// constraint: the mark, the table's name, "__", the constraint's name.
+// MariaDB names CHECK constraints per table (an unnamed one is
+// CONSTRAINT_1 in every table that has one), where schemadiff requires
+// names unique in the schema, as MySQL does; qualified, they are, and
+// restoreCheckNames gives the planned DDL the names back.
+const checkNameMark = "__tern_check__"
+
+// qualifyCheckName rewrites a SHOW CREATE TABLE line
+// "  CONSTRAINT `name` CHECK (...)" of table with the qualified name.
+func qualifyCheckName(line, table string) (string, bool) {
+	rest, ok := strings.CutPrefix(line, "  CONSTRAINT ")
+	if !ok || table == "" {
+		return "", false
+	}
+	name, after, ok := columnName("  " + rest)
+	if !ok || !strings.HasPrefix(after, " CHECK (") {
+		return "", false
+	}
+	return "  CONSTRAINT " + quoteIdent(checkNameMark+table+"__"+name) + after, true
+}
+
+// restoreCheckNames turns the qualified CHECK names of table in ddl (see
+// checkNameMark) back into the table's own.
+func restoreCheckNames(ddl, table string) string {
+	mark := "`" + strings.ReplaceAll(checkNameMark+table+"__", "`", "``")
+	if !strings.Contains(ddl, mark) {
+		return ddl
+	}
+	return strings.ReplaceAll(ddl, mark, "`")
 }

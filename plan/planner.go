@@ -257,7 +257,6 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB, cc
 	for _, od := range ordered {
 		for _, sub := range schemadiff.AllSubsequent(od) {
 			for _, c := range splitKeyRecreate(change{stmt: statementOf(sub), diff: sub}) {
-				c.stmt.DDL = dropCheckAsConstraint(restoreTypes(c.stmt.DDL))
 				// A new table is created as the server showed it in the
 				// shadow: schemadiff's rendering drops what it does not
 				// model (integer display widths, MariaDB's JSON form).
@@ -338,7 +337,8 @@ func diffHints() *schemadiff.DiffHints {
 }
 
 func statementOf(d schemadiff.EntityDiff) Statement {
-	s := Statement{Table: d.EntityName(), DDL: d.CanonicalStatementString()}
+	s := Statement{Table: d.EntityName()}
+	s.DDL = dropCheckAsConstraint(restoreTypes(restoreCheckNames(d.CanonicalStatementString(), s.Table)))
 	switch d.(type) {
 	case *schemadiff.CreateTableEntityDiff:
 		s.Kind = KindCreate

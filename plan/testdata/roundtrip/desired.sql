@@ -66,6 +66,22 @@ CREATE TABLE checks (
   CONSTRAINT positive CHECK (id > 0)
 );
 
+-- MariaDB names CHECK constraints per table: the unnamed ones below are
+-- CONSTRAINT_1 in each, and two tables may share a name (positive).
+CREATE TABLE checks_unnamed_a (
+  id int NOT NULL PRIMARY KEY,
+  x int,
+  CHECK (x > 0)
+);
+
+CREATE TABLE checks_unnamed_b (
+  id int NOT NULL PRIMARY KEY,
+  y int,
+  CHECK (y > 0),
+  CHECK (y < 100),
+  CONSTRAINT positive CHECK (id > 0)
+);
+
 CREATE TABLE parent (
   id int NOT NULL,
   code varchar(10) NOT NULL,

@@ -49,6 +49,19 @@ CREATE TABLE generated_cols (
   KEY k_total (total)
 );
 
+CREATE TABLE checks_unnamed_a (
+  id int NOT NULL PRIMARY KEY,
+  x int,
+  CHECK (x > 1)
+);
+
+CREATE TABLE checks_unnamed_b (
+  id int NOT NULL PRIMARY KEY,
+  y int,
+  CHECK (y > 0),
+  CONSTRAINT positive CHECK (id > 1)
+);
+
 CREATE TABLE checks (
   id int NOT NULL PRIMARY KEY,
   qty int,
