@@ -200,23 +200,34 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB, cc
 			cc.preload(p, shadow, copies)
 		}
 	}
+	loaded := time.Now()
+	// Only the tables in scope are diffed (scope.go); nil: all of them.
+	var inScope map[string]bool
+	if !p.FullShadow {
+		inScope = diffScope(d, parsed, ls.defs, shadowDefs, load, ls.mariadb)
+	}
+	keep := func(name string) bool { return inScope == nil || inScope[name] }
+	var desiredTables []Table
 	for _, t := range d.Tables {
+		if !keep(t.Name) {
+			continue
+		}
+		desiredTables = append(desiredTables, t)
 		if def, ok := shadowDefs[t.Name]; ok {
-			toQueries = append(toQueries, def)
+			toQueries = append(toQueries, diffForm(def, ls.mariadb))
 		} else {
-			toQueries = append(toQueries, ls.defs[t.Name])
+			toQueries = append(toQueries, diffForm(ls.defs[t.Name], ls.mariadb))
 		}
 	}
-	loaded := time.Now()
 	fromQueries := make([]string, 0, len(ls.defs))
 	liveForms := make(map[string]string, len(ls.defs))
 	for _, name := range sortedKeys(ls.defs) {
+		if !keep(name) {
+			continue
+		}
 		form := diffForm(ls.defs[name], ls.mariadb)
 		liveForms[name] = form
 		fromQueries = append(fromQueries, form)
-	}
-	for i, q := range toQueries {
-		toQueries[i] = diffForm(q, ls.mariadb)
 	}
 	from, err := schemadiff.NewSchemaFromQueries(env, fromQueries)
 	if err != nil {
@@ -226,7 +237,7 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB, cc
 	if p.FullShadow {
 		to, err = schemadiff.NewSchemaFromQueries(env, toQueries)
 	} else {
-		to, err = desiredSchema(env, from, d, toQueries, liveForms)
+		to, err = desiredSchema(env, from, desiredTables, toQueries, liveForms)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("read desired schema: %w", err)
@@ -236,7 +247,7 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB, cc
 		return nil, nil, fmt.Errorf("diff schemas: %w", err)
 	}
 	diffed := time.Now()
-	scope := len(ls.defs) + len(d.Tables)
+	scope := len(liveForms) + len(desiredTables)
 	if !p.FullShadow {
 		sd, fromQueries, to, scope = narrowToChanges(env, sd, from, to, liveForms)
 	}
@@ -269,22 +280,22 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB, cc
 	}
 	out = append(out, missedChanges(ls.defs, shadowDefs, out)...)
 	p.logger().Info("planned", "live", ls.name, "desired_tables", len(d.Tables), "live_tables", len(ls.defs),
-		"shadow_tables", len(load), "ordered_tables", scope, "statements", len(out), "elapsed", time.Since(start).Round(time.Millisecond),
+		"shadow_tables", len(load), "diffed_tables", len(liveForms)+len(desiredTables), "ordered_tables", scope, "statements", len(out), "elapsed", time.Since(start).Round(time.Millisecond),
 		"read_and_load", loaded.Sub(start).Round(time.Millisecond), "diff", diffed.Sub(loaded).Round(time.Millisecond),
 		"order", time.Since(diffed).Round(time.Millisecond))
 	return out, ls, nil
 }
 
 // desiredSchema builds the desired schema from toQueries, the
-// definitions of d's tables in order. A definition that is the live one,
+// definitions of tables in order. A definition that is the live one,
 // word for word, shares the live schema's parsed table instead of being
 // parsed again: the same text yields the same table, and schemadiff never
 // modifies a table in place.
-func desiredSchema(env *schemadiff.Environment, from *schemadiff.Schema, d *Desired, toQueries []string, liveDefs map[string]string) (*schemadiff.Schema, error) {
+func desiredSchema(env *schemadiff.Environment, from *schemadiff.Schema, tables []Table, toQueries []string, liveDefs map[string]string) (*schemadiff.Schema, error) {
 	entities := make([]schemadiff.Entity, 0, len(toQueries))
 	for i, q := range toQueries {
-		if def, ok := liveDefs[d.Tables[i].Name]; ok && def == q {
-			if t := from.Table(d.Tables[i].Name); t != nil {
+		if def, ok := liveDefs[tables[i].Name]; ok && def == q {
+			if t := from.Table(tables[i].Name); t != nil {
 				entities = append(entities, t)
 				continue
 			}
