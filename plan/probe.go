@@ -174,7 +174,7 @@ func (a *asker) worker(ctx context.Context, stmts []Statement, groups map[string
 	defer closeConn()
 	var holder *sql.Conn
 	if a.mariadb {
-		h, closeHolder, err := a.session(ctx)
+		h, closeHolder, err := a.session(ctx, "START TRANSACTION")
 		if err != nil {
 			return err
 		}
@@ -202,20 +202,18 @@ func (a *asker) worker(ctx context.Context, stmts []Statement, groups map[string
 	return nil
 }
 
-// probeUnrun asks about the ALTER s without running it. holder opens a
-// transaction that reads the table, and so holds a shared metadata lock
-// on it; the ALTER, run with lock_wait_timeout 0 (MariaDB's SET STATEMENT),
-// then stops with error 1205 where it would first take the table for itself:
-// after the server checked its ALGORITHM/LOCK clause (a clause it cannot
-// honour is refused before that, with 1845 or 1846), before anything
-// changed. So 1205 means the clause is accepted. (tests:
-// TestProbeUnrunMatchesRun)
+// probeUnrun asks about the ALTER s without running it. holder, a
+// connection inside a transaction, reads the table, and so holds a shared
+// metadata lock on it; the ALTER, run with lock_wait_timeout 0 (MariaDB's
+// SET STATEMENT), then stops with error 1205 where it would first take
+// the table for itself: after the server checked its ALGORITHM/LOCK
+// clause (a clause it cannot honour is refused before that, with 1845 or
+// 1846), before anything changed. So 1205 means the clause is accepted.
+// ROLLBACK AND CHAIN then lets the table go and leaves holder in a new
+// transaction for the next table. (tests: TestProbeUnrunMatchesRun)
 func (a *asker) probeUnrun(ctx context.Context, conn, holder *sql.Conn, s Statement) (_ *Cost, err error) {
-	if _, err := holder.ExecContext(ctx, "START TRANSACTION"); err != nil {
-		return nil, fmt.Errorf("cost: %w", err)
-	}
 	defer func() {
-		if _, rerr := holder.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil && err == nil {
+		if _, rerr := holder.ExecContext(context.WithoutCancel(ctx), "ROLLBACK AND CHAIN"); rerr != nil && err == nil {
 			err = fmt.Errorf("cost: %w", rerr)
 		}
 	}()
@@ -232,7 +230,11 @@ func (a *asker) probeUnrun(ctx context.Context, conn, holder *sql.Conn, s Statem
 func (a *asker) probe(ctx context.Context, conn *sql.Conn, s Statement, unrun bool) (*Cost, error) {
 	ddl := strings.TrimRight(strings.TrimSpace(s.DDL), "; \t\r\n")
 	var reason string
+	var skip string // an algorithm the server said it cannot use
 	for _, pr := range probes {
+		if pr.algorithm == skip {
+			continue
+		}
 		clause := ddlclause.Clause(pr.algorithm, pr.lock)
 		if pr.algorithm == AlgorithmInstant && a.mariadb {
 			clause += ", LOCK=NONE" // MySQL refuses LOCK beside INSTANT
@@ -254,6 +256,9 @@ func (a *asker) probe(ctx context.Context, conn *sql.Conn, s Statement, unrun bo
 			if reason == "" {
 				reason = why
 			}
+			if skipInplace(pr.algorithm, err) {
+				skip = AlgorithmInplace
+			}
 			continue
 		}
 		if !isServerError(err) {
@@ -263,6 +268,26 @@ func (a *asker) probe(ctx context.Context, conn *sql.Conn, s Statement, unrun bo
 		return nil, nil
 	}
 	return nil, nil
+}
+
+// skipInplace reports whether the server's refusal err of a probe with
+// algorithm says that no INPLACE clause can work, whatever its LOCK:
+// MariaDB answers "ALGORITHM=INPLACE is not supported" for the algorithm
+// itself (its LOCK refusals begin "LOCK="), and refuses INSTANT with "Try
+// ALGORITHM=COPY" when INPLACE is not supported either. Skipping them
+// changes no answer (TestProbeUnrunMatchesRun scans every clause too).
+func skipInplace(algorithm string, err error) bool {
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return false
+	}
+	switch algorithm {
+	case AlgorithmInstant:
+		return strings.HasSuffix(strings.TrimSuffix(me.Message, "."), "Try ALGORITHM=COPY")
+	case AlgorithmInplace:
+		return strings.HasPrefix(me.Message, "ALGORITHM=INPLACE is not supported")
+	}
+	return false
 }
 
 // costCopy is the shadow schema that holds the copies of live tables Cost

@@ -3,9 +3,13 @@ package plan
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/ternhq/tern/internal/ddlclause"
 	"github.com/ternhq/tern/internal/testdb"
 )
 
@@ -69,7 +73,7 @@ func TestProbeUnrunMatchesRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer closeConn()
-			holder, closeHolder, err := a.session(ctx)
+			holder, closeHolder, err := a.session(ctx, "START TRANSACTION")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,6 +83,9 @@ func TestProbeUnrunMatchesRun(t *testing.T) {
 			unrun, err := a.probeUnrun(ctx, conn, holder, s)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if every := everyClause(ctx, t, conn, holder, s); unrun == nil || *unrun != every {
+				t.Fatalf("unrun %+v, trying every clause in turn %+v", unrun, every)
 			}
 			if after := showCreate(t, live, tc.table); after != before {
 				t.Fatalf("the unrun probe changed the table:\n%s\nwas\n%s", after, before)
@@ -96,6 +103,43 @@ func TestProbeUnrunMatchesRun(t *testing.T) {
 			t.Logf("%s/%s (%s)", run.Algorithm, run.Lock, run.Reason)
 		})
 	}
+}
+
+// everyClause is probeUnrun without skipping: each clause of probes in
+// turn, until the server accepts one.
+func everyClause(ctx context.Context, t *testing.T, conn, holder *sql.Conn, s Statement) Cost {
+	t.Helper()
+	var reason string
+	for _, pr := range probes {
+		clause := ddlclause.Clause(pr.algorithm, pr.lock)
+		if pr.algorithm == AlgorithmInstant {
+			clause += ", LOCK=NONE"
+		}
+		if _, err := holder.ExecContext(ctx, "SELECT 1 FROM "+quoteIdent(s.Table)+" LIMIT 0"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := conn.ExecContext(ctx, "SET STATEMENT lock_wait_timeout = 0 FOR "+ddlclause.Insert(s.DDL, clause))
+		if _, rerr := holder.ExecContext(ctx, "ROLLBACK AND CHAIN"); rerr != nil {
+			t.Fatal(rerr)
+		}
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && me.Number == errLockWaitTimeout {
+			c := Cost{Algorithm: pr.algorithm, Lock: pr.lock, Source: SourceServer, Reason: reason}
+			if pr.algorithm == AlgorithmInstant {
+				c.Lock = LockNone
+			}
+			return c
+		}
+		why, ok := ddlclause.Refused(err)
+		if !ok {
+			t.Fatalf("%s: %v", clause, err)
+		}
+		if reason == "" {
+			reason = why
+		}
+	}
+	t.Fatal("no clause accepted")
+	return Cost{}
 }
 
 func serverVersion(t *testing.T, db *sql.DB) string {
