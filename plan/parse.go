@@ -104,6 +104,30 @@ func parse(files []File) (*Desired, error) {
 	files = slices.Clone(files)
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	p := newParser()
+	// Each file is split and vetted on its own, in parallel; the results
+	// are then taken in file order, so errors and tables keep that order.
+	type vetted struct {
+		st        rawStatement
+		ct        *sqlparser.CreateTable
+		line      int
+		asWritten bool
+		err       error
+	}
+	perFile := make([][]vetted, len(files))
+	splitErrs := make([]error, len(files))
+	parallel(len(files), func(i int) {
+		stmts, err := splitStatements(string(files[i].Data))
+		if err != nil {
+			splitErrs[i] = err
+			return
+		}
+		out := make([]vetted, len(stmts))
+		for j, st := range stmts {
+			out[j].st = st
+			out[j].ct, out[j].line, out[j].asWritten, out[j].err = vetStatementForm(p, st)
+		}
+		perFile[i] = out
+	})
 	var (
 		tables []Table
 		parsed []*sqlparser.CreateTable
@@ -113,19 +137,18 @@ func parse(files []File) (*Desired, error) {
 		// written, for the planner to reuse.
 		written = map[string]*sqlparser.CreateTable{}
 	)
-	for _, f := range files {
-		stmts, err := splitStatements(string(f.Data))
-		if err != nil {
+	for i, f := range files {
+		if err := splitErrs[i]; err != nil {
 			errs = append(errs, fmt.Errorf("%s:%w", f.Path, err))
 			continue
 		}
-		for _, st := range stmts {
-			ct, line, asWritten, err := vetStatementForm(p, st)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s:%d: %w", f.Path, line, err))
+		for _, v := range perFile[i] {
+			ct, st := v.ct, v.st
+			if v.err != nil {
+				errs = append(errs, fmt.Errorf("%s:%d: %w", f.Path, v.line, v.err))
 				continue
 			}
-			if asWritten {
+			if v.asWritten {
 				written[ct.Table.Name.String()] = ct
 			}
 			t := Table{Name: ct.Table.Name.String(), File: f.Path, Line: st.Line, SQL: st.Text}
@@ -170,15 +193,20 @@ func newDesired(tables []Table, parsed []*sqlparser.CreateTable) (*Desired, erro
 		return nil, err
 	}
 	sorted := make([]Table, len(tables))
-	h := sha256.New()
-	for k, i := range order {
+	forms := make([]string, len(tables))
+	parallel(len(order), func(k int) {
+		i := order[k]
 		sorted[k] = tables[i]
 		if _, lenient := vitessForm(tables[i].SQL); lenient {
 			// vitess's form may merge spellings the server keeps apart.
-			h.Write([]byte(tables[i].SQL))
+			forms[k] = tables[i].SQL
 		} else {
-			h.Write([]byte(normalized(env, parsed[i])))
+			forms[k] = normalized(env, parsed[i])
 		}
+	})
+	h := sha256.New()
+	for _, f := range forms {
+		h.Write([]byte(f))
 		h.Write([]byte{0})
 	}
 	return &Desired{Tables: sorted, Hash: hex.EncodeToString(h.Sum(nil))}, nil

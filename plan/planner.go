@@ -153,9 +153,12 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB, cc
 	// their desired forms stay unfolded too, so both sides compare alike.
 	unfolded := map[string]bool{}
 	if ls.mariadb {
-		for name, def := range ls.defs {
-			ls.defs[name] = foldJSONDef(env.Parser(), def)
-			if strings.Contains(ls.defs[name], "json_valid(") {
+		names := sortedKeys(ls.defs)
+		folded := make([]string, len(names))
+		parallel(len(names), func(i int) { folded[i] = foldJSONDef(env.Parser(), ls.defs[names[i]]) })
+		for i, name := range names {
+			ls.defs[name] = folded[i]
+			if strings.Contains(folded[i], "json_valid(") {
 				unfolded[name] = true
 			}
 		}
@@ -438,11 +441,17 @@ func (p *Planner) mayDiffer(env *schemadiff.Environment, d *Desired, ls *liveSch
 	byName := map[string]Table{}
 	keyCols := keyColumns(parsed)
 	keys := map[string]bool{}
-	for _, t := range d.Tables {
+	type judged struct{ changed, keys bool }
+	verdicts := make([]judged, len(d.Tables))
+	parallel(len(d.Tables), func(i int) {
+		t := d.Tables[i]
+		verdicts[i].changed, verdicts[i].keys = judgeTable(env, t, parsed[t.Name].ct, ls.defs, ls.mariadb, keyCols[t.Name])
+	})
+	for i, t := range d.Tables {
 		byName[t.Name] = t
-		if c, k := judgeTable(env, t, parsed[t.Name].ct, ls.defs, ls.mariadb, keyCols[t.Name]); c {
+		if verdicts[i].changed {
 			load[t.Name] = t
-			keys[t.Name] = k
+			keys[t.Name] = verdicts[i].keys
 			changed = append(changed, t.Name)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/go-sql-driver/mysql"
@@ -46,9 +47,26 @@ func main() {
 		fmt.Fprintf(os.Stderr, "tern: %v\n", err)
 		os.Exit(1)
 	}
-	code := run(ctx, append(os.Args[1:], extra...), os.Stdout, os.Stderr)
+	args := append(os.Args[1:], extra...)
+	tuneGC(args, os.Getenv)
+	code := run(ctx, args, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// planGCPercent is the garbage collector's target for tern plan, a
+// short process that builds parse trees of every table and then exits:
+// collecting at twice the live heap instead of once takes 300 MB instead
+// of 225 MB at 5,000 tables and saves about 0.2-0.4 s of CPU there
+// (BENCHMARKS.md, plan at scale).
+const planGCPercent = 200
+
+// tuneGC sets planGCPercent for tern plan, unless GOGC says otherwise.
+// The long-running commands keep Go's default.
+func tuneGC(args []string, getenv func(string) string) {
+	if len(args) > 0 && args[0] == "plan" && getenv("GOGC") == "" {
+		debug.SetGCPercent(planGCPercent)
+	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {

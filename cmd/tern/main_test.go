@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -42,5 +43,31 @@ func TestDriverLogIsQuiet(t *testing.T) {
 	}
 	if driverLog.Len() > 0 {
 		t.Errorf("the driver logged: %s", driverLog.String())
+	}
+}
+
+// TestTuneGC: tern plan collects at planGCPercent unless GOGC is set;
+// the other commands keep the default.
+func TestTuneGC(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		gogc string
+		want int
+	}{
+		{[]string{"plan", "-d", "x"}, "", planGCPercent},
+		{[]string{"plan"}, "50", 100},
+		{[]string{"serve"}, "", 100},
+		{nil, "", 100},
+	} {
+		prev := debug.SetGCPercent(100)
+		tuneGC(tc.args, func(k string) string {
+			if k == "GOGC" {
+				return tc.gogc
+			}
+			return ""
+		})
+		if got := debug.SetGCPercent(prev); got != tc.want {
+			t.Errorf("%v with GOGC=%q: GC percent %d, want %d", tc.args, tc.gogc, got, tc.want)
+		}
 	}
 }
