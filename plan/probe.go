@@ -131,8 +131,12 @@ func (p *Planner) askServer(ctx context.Context, shadow *sql.DB, mariadb bool, s
 	return costs, nil
 }
 
-// referencedNames returns the tables ddl's foreign keys reference.
+// referencedNames returns the tables ddl's foreign keys reference (for
+// a reference to another schema, that schema's name).
 func referencedNames(ddl string) []string {
+	if !strings.Contains(strings.ToLower(ddl), "references") {
+		return nil
+	}
 	var out []string
 	for _, m := range referencesRE.FindAllStringSubmatch(ddl, -1) {
 		out = append(out, strings.ReplaceAll(m[1], "``", "`"))

@@ -37,7 +37,7 @@ func diffScope(d *Desired, parsed map[string]*parsedTable, liveDefs, shadowDefs 
 	all := make(map[string]bool, len(liveDefs)+len(load))
 	for name, def := range liveDefs {
 		all[name] = true
-		for _, p := range textReferences(def) {
+		for _, p := range referencedNames(def) {
 			edge(name, p)
 		}
 	}
@@ -50,7 +50,7 @@ func diffScope(d *Desired, parsed map[string]*parsedTable, liveDefs, shadowDefs 
 			continue
 		}
 		changed = append(changed, t.Name)
-		for _, p := range textReferences(shadowDefs[t.Name]) {
+		for _, p := range referencedNames(shadowDefs[t.Name]) {
 			edge(t.Name, p)
 		}
 		if pt := parsed[t.Name]; pt != nil {
@@ -70,27 +70,6 @@ func diffScope(d *Desired, parsed map[string]*parsedTable, liveDefs, shadowDefs 
 		return nil
 	}
 	return scope
-}
-
-// referencesTextRE finds the tables a SHOW CREATE TABLE text's foreign
-// keys reference: REFERENCES `t`, or `db`.`t`.
-var referencesTextRE = regexp.MustCompile("REFERENCES `((?:[^`]|``)+)`(?:\\.`((?:[^`]|``)+)`)?")
-
-// textReferences returns the tables def's foreign keys reference (for a
-// qualified reference, both names: the scope may only grow by it).
-func textReferences(def string) []string {
-	if !strings.Contains(def, "REFERENCES `") {
-		return nil
-	}
-	var out []string
-	for _, m := range referencesTextRE.FindAllStringSubmatch(def, -1) {
-		for _, n := range m[1:] {
-			if n != "" {
-				out = append(out, strings.ReplaceAll(n, "``", "`"))
-			}
-		}
-	}
-	return out
 }
 
 // constraintNameRE finds a SHOW CREATE TABLE text's named foreign keys
