@@ -150,7 +150,7 @@ func (p *Planner) PlanAndCost(ctx context.Context, d *Desired, live, shadow *sql
 				return nil, err
 			}
 			defer func() {
-				if derr := cc.drop(p, shadow); derr != nil && err == nil {
+				if derr := cc.drop(); derr != nil && err == nil {
 					err = derr
 				}
 			}()
@@ -324,7 +324,7 @@ func costTables(stmts []Statement) []string {
 var referencesRE = regexp.MustCompile("(?i)REFERENCES\\s+`((?:[^`]|``)+)`")
 
 // costDefs returns the live definitions of the tables the statements
-// alter, and of the tables their new foreign keys reference, so that the
+// alter, and of the tables the ALTERs' new foreign keys reference, so that the
 // shadow copy checks what the live server checks: as the plan read them
 // (ls), or read now for a plan that carries none. (The parents of a
 // table's existing foreign keys are not needed: the server alters a table
@@ -333,9 +333,10 @@ var referencesRE = regexp.MustCompile("(?i)REFERENCES\\s+`((?:[^`]|``)+)`")
 func (p *Planner) costDefs(ctx context.Context, live *sql.DB, ls *liveSchema, stmts []Statement, sizes map[string]tableSize) (map[string]string, error) {
 	want := map[string]string{}
 	for _, s := range stmts {
-		if s.Kind == KindAlter {
-			want[s.Table] = ""
+		if s.Kind != KindAlter {
+			continue // a CREATE or DROP is not asked about
 		}
+		want[s.Table] = ""
 		for _, t := range referencedNames(s.DDL) {
 			want[t] = ""
 		}

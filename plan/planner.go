@@ -200,7 +200,7 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB, cc
 					copies = append(copies, Table{Name: name, File: "live", SQL: def})
 				}
 			}
-			cc.preload(p, shadow, copies)
+			cc.load(copies)
 		}
 	}
 	loaded := time.Now()
@@ -540,6 +540,12 @@ func (p *Planner) shadowDefs(ctx context.Context, shadow *sql.DB, charset, colla
 // connections with FOREIGN_KEY_CHECKS=0. The connections are discarded
 // afterwards, so their session state never returns to the pool.
 func loadShadow(ctx context.Context, db *sql.DB, schema string, tables []Table, n int) error {
+	return loadShadowEach(ctx, db, schema, tables, n, nil)
+}
+
+// loadShadowEach is loadShadow, calling loaded (when not nil) with each
+// table as soon as the server has created it.
+func loadShadowEach(ctx context.Context, db *sql.DB, schema string, tables []Table, n int, loaded func(Table)) error {
 	n = min(n, len(tables))
 	work := make(chan Table)
 	errc := make(chan error, n)
@@ -550,7 +556,7 @@ func loadShadow(ctx context.Context, db *sql.DB, schema string, tables []Table, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errc <- loadWorker(ctx, db, schema, work, cancel)
+			errc <- loadWorker(ctx, db, schema, work, cancel, loaded)
 		}()
 	}
 	var sendErr error
@@ -586,7 +592,7 @@ send:
 	return nil
 }
 
-func loadWorker(ctx context.Context, db *sql.DB, schema string, work <-chan Table, cancel func()) error {
+func loadWorker(ctx context.Context, db *sql.DB, schema string, work <-chan Table, cancel func(), loaded func(Table)) error {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		cancel()
@@ -612,6 +618,9 @@ func loadWorker(ctx context.Context, db *sql.DB, schema string, work <-chan Tabl
 				return fmt.Errorf("load shadow schema: %w", err)
 			}
 			return fmt.Errorf("%s:%d: table %s: the server refused it: %w", t.File, t.Line, t.Name, err)
+		}
+		if loaded != nil {
+			loaded(t)
 		}
 	}
 	return nil

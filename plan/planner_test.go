@@ -97,7 +97,13 @@ func shadowsLeft(t *testing.T, srv *sql.DB) []string {
 // listShadows lists the shadow schemas on the server.
 func listShadows(t *testing.T, srv *sql.DB) []string {
 	t.Helper()
-	rows, err := srv.Query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '\\_tern\\_shadow\\_%'")
+	return queryStrings(t, srv, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '\\_tern\\_shadow\\_%'")
+}
+
+// queryStrings returns the one column of q's rows.
+func queryStrings(t *testing.T, db *sql.DB, q string, args ...any) []string {
+	t.Helper()
+	rows, err := db.Query(q, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +115,9 @@ func listShadows(t *testing.T, srv *sql.DB) []string {
 			t.Fatal(err)
 		}
 		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -6,9 +6,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -76,57 +77,102 @@ func (p *Planner) askServer(ctx context.Context, shadow *sql.DB, mariadb bool, s
 	if len(order) == 0 {
 		return costs, nil
 	}
-	if cc != nil && cc.wait() != nil {
-		cc = nil // the preload failed: copy afresh what is needed
-	}
-	if cc == nil {
-		if cc, err = p.newCostCopy(ctx, shadow); err != nil {
-			return nil, err
+	if cc != nil {
+		out, err := p.askIn(ctx, cc, mariadb, stmts, groups, order, referenced, defs, slices.Clone(costs))
+		if !isCopyError(err) {
+			return out, err
 		}
-		defer func() {
-			if derr := cc.drop(p, shadow); derr != nil && err == nil {
-				err = derr
-			}
-		}()
+		// The preload failed: ask again in a fresh copy.
 	}
+	if cc, err = p.newCostCopy(ctx, shadow); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if derr := cc.drop(); derr != nil && err == nil {
+			err = derr
+		}
+	}()
+	return p.askIn(ctx, cc, mariadb, stmts, groups, order, referenced, defs, costs)
+}
+
+// askIn is askServer in the copy cc: it loads what cc lacks, then asks
+// about each table's ALTERs as soon as the table and its foreign-key
+// neighbours are in, tables in the order they load, and drops each table
+// once every table joined to it has been asked about.
+func (p *Planner) askIn(ctx context.Context, cc *costCopy, mariadb bool, stmts []Statement, groups map[string][]int, order []string, referenced map[string]bool, defs map[string]string, costs []*Cost) ([]*Cost, error) {
 	var load []Table
 	for _, t := range sortedKeys(defs) {
-		if !cc.loaded[t] {
+		if !cc.has(t) {
 			load = append(load, Table{Name: t, File: "live", SQL: defs[t]})
 		}
 	}
 	for _, s := range stmts {
-		if s.Kind == KindCreate && referenced[s.Table] && !cc.loaded[s.Table] {
+		if s.Kind == KindCreate && referenced[s.Table] && !cc.has(s.Table) {
 			load = append(load, Table{Name: s.Table, File: "plan", SQL: s.DDL})
 		}
 	}
-	name := cc.name
-	if len(load) > 0 {
-		if err := loadShadow(ctx, shadow, name, load, p.conns()); err != nil {
-			return nil, fmt.Errorf("cost: copy the tables into the shadow: %w", err)
+	cc.load(load)
+	order = slices.Clone(order)
+	sort.SliceStable(order, func(i, j int) bool { return cc.seq(order[i]) < cc.seq(order[j]) })
+	nb := cc.neighbours(stmts)
+	// users counts, for each table, the tables not yet asked about that
+	// may meet it: itself and its neighbours.
+	var mu sync.Mutex
+	users := map[string]int{}
+	for _, t := range order {
+		users[t]++
+		for _, n := range nb[t] {
+			users[n]++
 		}
 	}
-	a := &asker{p: p, shadow: shadow, schema: name, mariadb: mariadb}
+	asked := func(t string) {
+		mu.Lock()
+		var free []string
+		for _, n := range append([]string{t}, nb[t]...) {
+			if users[n]--; users[n] == 0 {
+				free = append(free, n)
+			}
+		}
+		mu.Unlock()
+		for _, n := range free {
+			cc.release(n)
+		}
+	}
+	a := &asker{p: p, shadow: cc.shadow, schema: cc.name, mariadb: mariadb}
 	work := make(chan string, len(order))
 	for _, t := range order {
 		work <- t
 	}
 	close(work)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	errc := make(chan error, p.conns())
 	var wg sync.WaitGroup
 	for range min(p.conns(), len(order)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errc <- a.worker(ctx, stmts, groups, work, costs)
-		}()
+		wg.Go(func() {
+			err := a.worker(ctx, stmts, groups, work, costs, func(t string) error {
+				return cc.await(ctx, append([]string{t}, nb[t]...)...)
+			}, asked)
+			if err != nil {
+				cancel()
+			}
+			errc <- err
+		})
 	}
 	wg.Wait()
 	close(errc)
+	var first error
 	for err := range errc {
-		if err != nil {
+		switch {
+		case err == nil:
+		case isCopyError(err):
 			return nil, err
+		case first == nil:
+			first = err
 		}
+	}
+	if first != nil {
+		return nil, first
 	}
 	return costs, nil
 }
@@ -168,7 +214,10 @@ func (a *asker) session(ctx context.Context, settings ...string) (conn *sql.Conn
 // worker asks about the ALTERs of the tables it takes from work on a
 // connection of its own (and, on MariaDB, a second one that holds the
 // tables' metadata locks).
-func (a *asker) worker(ctx context.Context, stmts []Statement, groups map[string][]int, work <-chan string, costs []*Cost) error {
+//
+// Before a table, await waits until the copy holds what its questions may
+// meet; after it, asked lets those tables go.
+func (a *asker) worker(ctx context.Context, stmts []Statement, groups map[string][]int, work <-chan string, costs []*Cost, await func(table string) error, asked func(table string)) error {
 	// The apply runs with foreign key checks on, and they change what the
 	// server can do in place (adding a foreign key).
 	conn, closeConn, err := a.session(ctx, "SET SESSION foreign_key_checks = 1")
@@ -186,6 +235,9 @@ func (a *asker) worker(ctx context.Context, stmts []Statement, groups map[string
 		holder = h
 	}
 	for table := range work {
+		if err := await(table); err != nil {
+			return err
+		}
 		group := groups[table]
 		for j, i := range group {
 			var c *Cost
@@ -202,6 +254,7 @@ func (a *asker) worker(ctx context.Context, stmts []Statement, groups map[string
 			}
 			costs[i] = c
 		}
+		asked(table)
 	}
 	return nil
 }
@@ -292,77 +345,4 @@ func skipInplace(algorithm string, err error) bool {
 		return strings.HasPrefix(me.Message, "ALGORITHM=INPLACE is not supported")
 	}
 	return false
-}
-
-// costCopy is the shadow schema that holds the copies of live tables Cost
-// asks the server about, when PlanAndCost loads it while the plan is
-// diffed and ordered.
-type costCopy struct {
-	name string
-	// ctx outlives the plan's own deadline: the load goes on after the
-	// plan returns.
-	ctx    context.Context
-	loaded map[string]bool
-	done   chan error // one value once a preload ends; nil when none ran
-	// planDropped waits for the drop of the plan's own shadow schema
-	// (started by the plan), when the plan left that wait to drop.
-	planDropped func() error
-}
-
-// newCostCopy creates an empty shadow schema for a cost copy.
-func (p *Planner) newCostCopy(ctx context.Context, shadow *sql.DB) (*costCopy, error) {
-	name, err := shadowName(time.Now())
-	if err != nil {
-		return nil, err
-	}
-	if _, err := shadow.ExecContext(ctx, "CREATE DATABASE "+quoteIdent(name)); err != nil {
-		return nil, fmt.Errorf("cost: create shadow schema %s: %w", name, err)
-	}
-	return &costCopy{name: name, ctx: ctx, loaded: map[string]bool{}}, nil
-}
-
-// preload starts loading tables into the copy in the background.
-func (c *costCopy) preload(p *Planner, shadow *sql.DB, tables []Table) {
-	if len(tables) == 0 {
-		return
-	}
-	for _, t := range tables {
-		c.loaded[t.Name] = true
-	}
-	c.done = make(chan error, 1)
-	go func() { c.done <- loadShadow(c.ctx, shadow, c.name, tables, p.conns()) }()
-}
-
-// wait waits for the preload, if one runs, and returns its error.
-func (c *costCopy) wait() error {
-	if c.done == nil {
-		return nil
-	}
-	err := <-c.done
-	c.done = nil
-	if err != nil {
-		c.loaded = nil
-	}
-	return err
-}
-
-// drop waits for the preload and drops the schema, with a context of its
-// own so that a cancelled plan still cleans up; then it waits for the
-// drop of the plan's shadow schema, if the plan left that to it.
-func (c *costCopy) drop(p *Planner, shadow *sql.DB) error {
-	_ = c.wait() // an error is the cost's to report, or moot
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), time.Minute)
-	defer cancel()
-	var err error
-	if _, derr := shadow.ExecContext(dctx, "DROP DATABASE IF EXISTS "+quoteIdent(c.name)); derr != nil {
-		p.logger().Error("drop shadow schema", "schema", c.name, "err", derr)
-		err = fmt.Errorf("cost: drop shadow schema %s: %w", c.name, derr)
-	}
-	if c.planDropped != nil {
-		if derr := c.planDropped(); derr != nil && err == nil {
-			err = derr
-		}
-		c.planDropped = nil
-	}
-	return err
 }
