@@ -32,6 +32,11 @@ const ShadowPrefix = "_tern_shadow_"
 // on two cores, and more buy nothing there.
 const defaultConnections = 6
 
+// tempConnections is how many connections create a shadow's temporary
+// tables (shadowtemp.go), beside the loading ones: such a create writes
+// nothing to disk, and two keep up with the real tables' loading.
+const tempConnections = 2
+
 // Planner plans desired schemas against live ones. The zero value is
 // ready to use.
 type Planner struct {
@@ -518,7 +523,29 @@ func (p *Planner) shadowDefs(ctx context.Context, shadow *sql.DB, charset, colla
 		}
 		return list[i].Name < list[j].Name
 	})
-	if err := loadShadow(ctx, shadow, name, list, p.conns()); err != nil {
+	var plain []Table
+	if ok, err := tempShadowOK(ctx, shadow); err != nil {
+		_ = drop()
+		return nil, nil, err
+	} else if ok {
+		plain, list = splitPlain(list)
+	}
+	// The plain tables load as temporary tables, beside the real ones.
+	type tempResult struct {
+		defs map[string]string
+		err  error
+	}
+	temp := make(chan tempResult, 1)
+	go func() {
+		defs, err := loadTemp(ctx, shadow, name, plain, tempConnections)
+		temp <- tempResult{defs, err}
+	}()
+	err = loadShadow(ctx, shadow, name, list, p.conns())
+	tr := <-temp
+	if err == nil || (tr.err != nil && isServerError(tr.err) && !isServerError(err)) {
+		err = tr.err
+	}
+	if err != nil {
 		_ = drop() // logged; the load error is the one to report
 		return nil, nil, err
 	}
@@ -531,6 +558,7 @@ func (p *Planner) shadowDefs(ctx context.Context, shadow *sql.DB, charset, colla
 		_ = drop()
 		return nil, nil, fmt.Errorf("read shadow schema: %w", err)
 	}
+	maps.Copy(defs, tr.defs)
 	done := make(chan error, 1)
 	go func() { done <- drop() }()
 	return defs, func() error { return <-done }, nil
@@ -592,23 +620,34 @@ send:
 	return nil
 }
 
-func loadWorker(ctx context.Context, db *sql.DB, schema string, work <-chan Table, cancel func(), loaded func(Table)) error {
-	conn, err := db.Conn(ctx)
+// loadConn opens a connection of db in schema with foreign key checks
+// off. discard closes it for good: it carries USE, the session setting
+// and any temporary tables, which the server drops with it.
+func loadConn(ctx context.Context, db *sql.DB, schema string) (conn *sql.Conn, discard func(), err error) {
+	conn, err = db.Conn(ctx)
 	if err != nil {
-		cancel()
-		return fmt.Errorf("load shadow schema: %w", err)
+		return nil, nil, fmt.Errorf("load shadow schema: %w", err)
 	}
-	defer func() {
-		// Discard the connection: it carries USE and session settings.
+	discard = func() {
 		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		conn.Close()
-	}()
+	}
 	for _, q := range []string{"SET SESSION foreign_key_checks = 0", "USE " + quoteIdent(schema)} {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
-			cancel()
-			return fmt.Errorf("load shadow schema: %s: %w", q, err)
+			discard()
+			return nil, nil, fmt.Errorf("load shadow schema: %s: %w", q, err)
 		}
 	}
+	return conn, discard, nil
+}
+
+func loadWorker(ctx context.Context, db *sql.DB, schema string, work <-chan Table, cancel func(), loaded func(Table)) error {
+	conn, discard, err := loadConn(ctx, db, schema)
+	if err != nil {
+		cancel()
+		return err
+	}
+	defer discard()
 	for t := range work {
 		if _, err := conn.ExecContext(ctx, t.SQL); err != nil {
 			cancel()
