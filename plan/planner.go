@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -623,33 +622,36 @@ send:
 // loadConn opens a connection of db in schema with foreign key checks
 // off. discard closes it for good: it carries USE, the session setting
 // and any temporary tables, which the server drops with it.
-func loadConn(ctx context.Context, db *sql.DB, schema string) (conn *sql.Conn, discard func(), err error) {
-	conn, err = db.Conn(ctx)
+// It is a quiet connection: its statements run with qctx (quietConn).
+func loadConn(ctx context.Context, db *sql.DB, schema string) (conn *sql.Conn, qctx context.Context, discard func(), err error) {
+	conn, qctx, done, err := quietConn(ctx, db)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load shadow schema: %w", err)
+		return nil, nil, nil, fmt.Errorf("load shadow schema: %w", err)
 	}
-	discard = func() {
-		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-		conn.Close()
-	}
+	discard = func() { done(true) }
 	for _, q := range []string{"SET SESSION foreign_key_checks = 0", "USE " + quoteIdent(schema)} {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
+		if _, err := conn.ExecContext(qctx, q); err != nil {
 			discard()
-			return nil, nil, fmt.Errorf("load shadow schema: %s: %w", q, err)
+			return nil, nil, nil, fmt.Errorf("load shadow schema: %s: %w", q, quietErr(ctx, err))
 		}
 	}
-	return conn, discard, nil
+	return conn, qctx, discard, nil
 }
 
 func loadWorker(ctx context.Context, db *sql.DB, schema string, work <-chan Table, cancel func(), loaded func(Table)) error {
-	conn, discard, err := loadConn(ctx, db, schema)
+	conn, qctx, discard, err := loadConn(ctx, db, schema)
 	if err != nil {
 		cancel()
 		return err
 	}
 	defer discard()
 	for t := range work {
-		if _, err := conn.ExecContext(ctx, t.SQL); err != nil {
+		err := ctx.Err()
+		if err == nil {
+			_, err = conn.ExecContext(qctx, t.SQL)
+			err = quietErr(ctx, err)
+		}
+		if err != nil {
 			cancel()
 			for range work { // drain so the sender is not stuck
 			}
@@ -688,11 +690,25 @@ func showCreateTables(ctx context.Context, db *sql.DB, schema string, tables []s
 	)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+			cancel()
+		}
+		mu.Unlock()
+	}
 	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
+			conn, qctx, done, err := quietConn(ctx, db)
+			if err != nil {
+				fail(fmt.Errorf("show create table: %w", err))
+				return
+			}
+			defer func() { done(false) }()
+			for ctx.Err() == nil {
 				mu.Lock()
 				if next >= len(tables) || first != nil {
 					mu.Unlock()
@@ -706,18 +722,15 @@ func showCreateTables(ctx context.Context, db *sql.DB, schema string, tables []s
 					q = "SHOW CREATE TABLE " + quoteIdent(schema) + "." + quoteIdent(t)
 				}
 				var name, def string
-				err := db.QueryRowContext(ctx, q).Scan(&name, &def)
-				mu.Lock()
-				if err != nil {
-					if first == nil {
-						first = fmt.Errorf("show create table %s: %w", t, err)
-						cancel()
-					}
-				} else {
-					out[t] = def
+				if err := conn.QueryRowContext(qctx, q).Scan(&name, &def); err != nil {
+					fail(fmt.Errorf("show create table %s: %w", t, quietErr(ctx, err)))
+					return
 				}
+				mu.Lock()
+				out[t] = def
 				mu.Unlock()
 			}
+			fail(fmt.Errorf("show create table: %w", ctx.Err()))
 		}()
 	}
 	wg.Wait()

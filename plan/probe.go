@@ -3,7 +3,6 @@ package plan
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
@@ -190,25 +189,22 @@ func referencedNames(ddl string) []string {
 	return out
 }
 
-// session opens a connection of the shadow pool in the shadow schema
-// with the given session settings. close discards it afterwards: it
-// carries USE and the settings.
-func (a *asker) session(ctx context.Context, settings ...string) (conn *sql.Conn, close func(), err error) {
-	conn, err = a.shadow.Conn(ctx)
+// session opens a quiet connection (quietConn) of the shadow pool in the
+// shadow schema with the given session settings. close discards it
+// afterwards: it carries USE and the settings.
+func (a *asker) session(ctx context.Context, settings ...string) (conn *sql.Conn, qctx context.Context, close func(), err error) {
+	conn, qctx, done, err := quietConn(ctx, a.shadow)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cost: %w", err)
+		return nil, nil, nil, fmt.Errorf("cost: %w", err)
 	}
-	close = func() {
-		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-		conn.Close()
-	}
+	close = func() { done(true) }
 	for _, q := range append([]string{"USE " + quoteIdent(a.schema)}, settings...) {
-		if _, err := conn.ExecContext(ctx, q); err != nil {
+		if _, err := conn.ExecContext(qctx, q); err != nil {
 			close()
-			return nil, nil, fmt.Errorf("cost: %w", err)
+			return nil, nil, nil, fmt.Errorf("cost: %w", quietErr(ctx, err))
 		}
 	}
-	return conn, close, nil
+	return conn, qctx, close, nil
 }
 
 // worker asks about the ALTERs of the tables it takes from work on a
@@ -220,20 +216,22 @@ func (a *asker) session(ctx context.Context, settings ...string) (conn *sql.Conn
 func (a *asker) worker(ctx context.Context, stmts []Statement, groups map[string][]int, work <-chan string, costs []*Cost, await func(table string) error, asked func(table string)) error {
 	// The apply runs with foreign key checks on, and they change what the
 	// server can do in place (adding a foreign key).
-	conn, closeConn, err := a.session(ctx, "SET SESSION foreign_key_checks = 1")
+	conn, qctx, closeConn, err := a.session(ctx, "SET SESSION foreign_key_checks = 1")
 	if err != nil {
 		return err
 	}
 	defer closeConn()
 	var holder *sql.Conn
 	if a.mariadb {
-		h, closeHolder, err := a.session(ctx, "START TRANSACTION")
+		h, _, closeHolder, err := a.session(ctx, "START TRANSACTION")
 		if err != nil {
 			return err
 		}
 		defer closeHolder()
 		holder = h
 	}
+	// The probes run with qctx; a probe that ends as ctx does was killed
+	// for it, whatever it says.
 	for table := range work {
 		if err := await(table); err != nil {
 			return err
@@ -245,9 +243,12 @@ func (a *asker) worker(ctx context.Context, stmts []Statement, groups map[string
 			// A statement that references other tables is run: its
 			// locks on them must not meet another worker's holder.
 			if holder != nil && j == len(group)-1 && len(referencedNames(stmts[i].DDL)) == 0 {
-				c, err = a.probeUnrun(ctx, conn, holder, stmts[i])
+				c, err = a.probeUnrun(qctx, conn, holder, stmts[i])
 			} else {
-				c, err = a.probe(ctx, conn, stmts[i], false)
+				c, err = a.probe(qctx, conn, stmts[i], false)
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("cost: %w", ctx.Err())
 			}
 			if err != nil {
 				return err

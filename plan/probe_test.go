@@ -68,12 +68,12 @@ func TestProbeUnrunMatchesRun(t *testing.T) {
 			live, name := testdb.Open(t, fmt.Sprintf("plan_probe_%d", i))
 			execAll(t, live, []string{costLive, fulltext, parts, other})
 			a := &asker{p: &Planner{}, shadow: srv, schema: name, mariadb: true}
-			conn, closeConn, err := a.session(ctx, "SET SESSION foreign_key_checks = 1")
+			conn, _, closeConn, err := a.session(ctx, "SET SESSION foreign_key_checks = 1")
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer closeConn()
-			holder, closeHolder, err := a.session(ctx, "START TRANSACTION")
+			holder, _, closeHolder, err := a.session(ctx, "START TRANSACTION")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -140,20 +140,26 @@ func loadTemp(ctx context.Context, db *sql.DB, schema string, tables []Table, n 
 // tempWorker is one connection of loadTemp: it takes tables from next
 // until it reports none, and hands each definition to got.
 func tempWorker(ctx context.Context, db *sql.DB, schema string, next func() (Table, bool), got func(name, def string)) error {
-	conn, discard, err := loadConn(ctx, db, schema)
+	conn, qctx, discard, err := loadConn(ctx, db, schema)
 	if err != nil {
 		return err
 	}
 	defer discard() // and with the connection its temporary tables
+	exec := func(q string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		_, err := conn.ExecContext(qctx, q)
+		return quietErr(ctx, err)
+	}
 	for t, ok := next(); ok; t, ok = next() {
-		temp := createTablePrefix.ReplaceAllLiteralString(t.SQL, tempPrefix)
-		_, err := conn.ExecContext(ctx, temp)
+		err := exec(createTablePrefix.ReplaceAllLiteralString(t.SQL, tempPrefix))
 		if err != nil && !isServerError(err) {
 			return fmt.Errorf("load shadow schema: %w", err)
 		}
 		isTemp := err == nil
 		if !isTemp {
-			if _, err := conn.ExecContext(ctx, t.SQL); err != nil {
+			if err := exec(t.SQL); err != nil {
 				if !isServerError(err) {
 					return fmt.Errorf("load shadow schema: %w", err)
 				}
@@ -161,8 +167,8 @@ func tempWorker(ctx context.Context, db *sql.DB, schema string, next func() (Tab
 			}
 		}
 		var name, def string
-		if err := conn.QueryRowContext(ctx, "SHOW CREATE TABLE "+quoteIdent(t.Name)).Scan(&name, &def); err != nil {
-			return fmt.Errorf("read shadow schema: show create table %s: %w", t.Name, err)
+		if err := conn.QueryRowContext(qctx, "SHOW CREATE TABLE "+quoteIdent(t.Name)).Scan(&name, &def); err != nil {
+			return fmt.Errorf("read shadow schema: show create table %s: %w", t.Name, quietErr(ctx, err))
 		}
 		if isTemp {
 			rest, ok := strings.CutPrefix(def, tempPrefix)
