@@ -321,7 +321,6 @@ func costTables(stmts []Statement) []string {
 	return sortedKeys(want)
 }
 
-var referencesRE = regexp.MustCompile("(?i)REFERENCES\\s+`((?:[^`]|``)+)`")
 
 // costDefs returns the live definitions of the tables the statements
 // alter, and of the tables the ALTERs' new foreign keys reference, so that the

@@ -18,7 +18,7 @@ import (
 // columns and RESTRICT foreign keys are then taken into account.
 func maybeChanged(env *schemadiff.Environment, t Table, liveDefs map[string]string, mariadb bool) bool {
 	desired, _ := parseCreateTable(env.Parser(), t.SQL)
-	changed, _ := judgeTable(env, t, desired, liveDefs, mariadb, nil)
+	changed, _ := judgeTable(env, t, desired, nil, liveDefs, mariadb, nil)
 	return changed
 }
 
@@ -27,7 +27,10 @@ func maybeChanged(env *schemadiff.Environment, t Table, liveDefs map[string]stri
 // references the table takes part in (touchesKeys; keyCols are the
 // table's key columns). desired is t parsed, nil when it does not parse;
 // judgeTable may modify it.
-func judgeTable(env *schemadiff.Environment, t Table, desired *sqlparser.CreateTable, liveDefs map[string]string, mariadb bool, keyCols map[string]bool) (changed, keys bool) {
+//
+// live, when not nil, is the live definition parsed (judgeTable may modify
+// it too); nil: judgeTable parses it.
+func judgeTable(env *schemadiff.Environment, t Table, desired, live *sqlparser.CreateTable, liveDefs map[string]string, mariadb bool, keyCols map[string]bool) (changed, keys bool) {
 	liveDef, ok := liveDefs[t.Name]
 	if !ok || desired == nil {
 		return true, true
@@ -41,9 +44,12 @@ func judgeTable(env *schemadiff.Environment, t Table, desired *sqlparser.CreateT
 		}
 	}
 	p := env.Parser()
-	la, err := parseCreateTable(p, liveDef)
-	if err != nil {
-		return true, true
+	la := live
+	if la == nil {
+		var err error
+		if la, err = parseCreateTable(p, liveDef); err != nil {
+			return true, true
+		}
 	}
 	if mariadb {
 		la = foldMariaDBJSON(p, liveDef, la)
@@ -110,7 +116,7 @@ const (
 // COMMENT and INVISIBLE are left alone; if anything does not add up the
 // table is returned unchanged.
 func foldMariaDBJSON(p *sqlparser.Parser, def string, ct *sqlparser.CreateTable) *sqlparser.CreateTable {
-	if _, out, ok := foldJSONText(p, def, ct); ok {
+	if _, out, _, ok := foldJSONText(p, def, ct); ok {
 		return out
 	}
 	return ct
@@ -123,25 +129,39 @@ func foldMariaDBJSON(p *sqlparser.Parser, def string, ct *sqlparser.CreateTable)
 // unfolded form would be planned as longtext with a separately named
 // CHECK constraint, a different table.
 func foldJSONDef(p *sqlparser.Parser, def string) string {
+	text, _ := foldJSONDefParsed(p, def)
+	return text
+}
+
+// foldJSONDefParsed is foldJSONDef, and returns the parse of the folded
+// text too when it made one of the text as it is (the caller may modify
+// it); nil otherwise.
+func foldJSONDefParsed(p *sqlparser.Parser, def string) (string, *sqlparser.CreateTable) {
 	if !strings.Contains(def, "json_valid(") {
-		return def
+		return def, nil
 	}
 	form, _ := vitessForm(def)
 	ct, err := parseCreateTable(p, form)
 	if err != nil {
-		return def
+		return def, nil
 	}
-	if text, _, ok := foldJSONText(p, def, ct); ok {
-		return text
+	if text, out, asIs, ok := foldJSONText(p, def, ct); ok {
+		if asIs {
+			return text, out
+		}
+		return text, nil
 	}
-	return def
+	return def, nil
 }
 
 // foldJSONText folds def (whose parse is ct) and reports whether every
 // folded column checks out.
-func foldJSONText(p *sqlparser.Parser, def string, ct *sqlparser.CreateTable) (string, *sqlparser.CreateTable, bool) {
+//
+// out is the parse of text, asIs whether of text as it is (else of its
+// vitessForm).
+func foldJSONText(p *sqlparser.Parser, def string, ct *sqlparser.CreateTable) (text string, out *sqlparser.CreateTable, asIs, ok bool) {
 	if !strings.Contains(def, "json_valid(") {
-		return "", nil, false
+		return "", nil, false, false
 	}
 	lines := strings.Split(def, "\n")
 	var folded []string
@@ -152,21 +172,21 @@ func foldJSONText(p *sqlparser.Parser, def string, ct *sqlparser.CreateTable) (s
 		}
 	}
 	if len(folded) == 0 {
-		return "", nil, false
+		return "", nil, false, false
 	}
-	text := strings.Join(lines, "\n")
+	text = strings.Join(lines, "\n")
 	form, _ := vitessForm(text)
 	out, err := parseCreateTable(p, form)
 	if err != nil || len(out.TableSpec.Columns) != len(ct.TableSpec.Columns) ||
 		uncheckedCount(out)+len(folded) != uncheckedCount(ct) {
-		return "", nil, false
+		return "", nil, false, false
 	}
 	for _, name := range folded {
 		if !plainJSONColumn(out, name) {
-			return "", nil, false
+			return "", nil, false, false
 		}
 	}
-	return text, out, true
+	return text, out, form == text, true
 }
 
 // foldJSONLine rewrites one column line of SHOW CREATE TABLE output from

@@ -159,9 +159,14 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB, cc
 	if ls.mariadb {
 		names := sortedKeys(ls.defs)
 		folded := make([]string, len(names))
-		parallel(len(names), func(i int) { folded[i] = foldJSONDef(env.Parser(), ls.defs[names[i]]) })
+		parses := make([]*sqlparser.CreateTable, len(names))
+		parallel(len(names), func(i int) { folded[i], parses[i] = foldJSONDefParsed(env.Parser(), ls.defs[names[i]]) })
+		ls.parsed = make(map[string]*sqlparser.CreateTable)
 		for i, name := range names {
 			ls.defs[name] = folded[i]
+			if parses[i] != nil {
+				ls.parsed[name] = parses[i]
+			}
 			if strings.Contains(folded[i], "json_valid(") {
 				unfolded[name] = true
 			}
@@ -379,6 +384,9 @@ type liveSchema struct {
 	// defs holds the SHOW CREATE TABLE of each base table, by name, as
 	// the plan diffs it; raw as the server showed it.
 	defs, raw map[string]string
+	// parsed holds parses of defs the JSON fold made, for the one
+	// judgeTable of each table to take (and modify).
+	parsed map[string]*sqlparser.CreateTable
 }
 
 // readLive reads the live schema's name, default charset and collation,
@@ -449,7 +457,7 @@ func (p *Planner) mayDiffer(env *schemadiff.Environment, d *Desired, ls *liveSch
 	verdicts := make([]judged, len(d.Tables))
 	parallel(len(d.Tables), func(i int) {
 		t := d.Tables[i]
-		verdicts[i].changed, verdicts[i].keys = judgeTable(env, t, parsed[t.Name].ct, ls.defs, ls.mariadb, keyCols[t.Name])
+		verdicts[i].changed, verdicts[i].keys = judgeTable(env, t, parsed[t.Name].ct, ls.parsed[t.Name], ls.defs, ls.mariadb, keyCols[t.Name])
 	})
 	for i, t := range d.Tables {
 		byName[t.Name] = t

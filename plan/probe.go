@@ -177,14 +177,40 @@ func (p *Planner) askIn(ctx context.Context, cc *costCopy, mariadb bool, stmts [
 }
 
 // referencedNames returns the tables ddl's foreign keys reference (for
-// a reference to another schema, that schema's name).
+// a reference to another schema, that schema's name): the backquoted name
+// after each REFERENCES, in any case. It scans the text without a
+// regexp or a lowered copy: it runs on every live definition of a plan.
 func referencedNames(ddl string) []string {
-	if !strings.Contains(strings.ToLower(ddl), "references") {
-		return nil
-	}
+	const word = "references"
 	var out []string
-	for _, m := range referencesRE.FindAllStringSubmatch(ddl, -1) {
-		out = append(out, strings.ReplaceAll(m[1], "``", "`"))
+	for i := 0; i+len(word) <= len(ddl); i++ {
+		if ddl[i]|0x20 != 'r' || !strings.EqualFold(ddl[i:i+len(word)], word) {
+			continue
+		}
+		j := i + len(word)
+		k := j
+		for k < len(ddl) && (ddl[k] == ' ' || ddl[k] == '\t' || ddl[k] == '\n' || ddl[k] == '\r') {
+			k++
+		}
+		if k == j || k >= len(ddl) || ddl[k] != '`' {
+			continue
+		}
+		var name strings.Builder
+		for k++; k < len(ddl); k++ {
+			if ddl[k] == '`' {
+				if k+1 < len(ddl) && ddl[k+1] == '`' {
+					name.WriteByte('`')
+					k++
+					continue
+				}
+				break
+			}
+			name.WriteByte(ddl[k])
+		}
+		if k < len(ddl) && name.Len() > 0 {
+			out = append(out, name.String())
+		}
+		i = k
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -158,4 +159,25 @@ func showCreate(t *testing.T, db *sql.DB, table string) string {
 		t.Fatal(err)
 	}
 	return def
+}
+
+func TestReferencedNames(t *testing.T) {
+	cases := []struct {
+		ddl  string
+		want []string
+	}{
+		{"CREATE TABLE `a` (`id` int)", nil},
+		{"CONSTRAINT `f` FOREIGN KEY (`p`) REFERENCES `parent` (`id`)", []string{"parent"}},
+		{"FOREIGN KEY (`p`) references\n  `Parent` (`id`), FOREIGN KEY (`q`) ReFeReNcEs `other`.`t` (`id`)", []string{"Parent", "other"}},
+		{"FOREIGN KEY (`p`) REFERENCES `we``ird` (`id`)", []string{"we`ird"}},
+		{"`references_count` int, `x` int COMMENT 'no references here'", nil},
+		{"FOREIGN KEY (`p`) REFERENCES`tight` (`id`)", nil},
+		{"FOREIGN KEY (`p`) REFERENCES `unclosed", nil},
+		{"REFERENCES", nil},
+	}
+	for _, tc := range cases {
+		if got := referencedNames(tc.ddl); !slices.Equal(got, tc.want) {
+			t.Errorf("referencedNames(%q) = %q, want %q", tc.ddl, got, tc.want)
+		}
+	}
 }
