@@ -321,7 +321,6 @@ func costTables(stmts []Statement) []string {
 	return sortedKeys(want)
 }
 
-
 // costDefs returns the live definitions of the tables the statements
 // alter, and of the tables the ALTERs' new foreign keys reference, so that the
 // shadow copy checks what the live server checks: as the plan read them
