@@ -124,7 +124,7 @@ func (f *fixture) save(d *plan.Desired, stmts []store.Statement) *store.Plan {
 	sp := &store.Plan{
 		Repository: "acme/shop", PR: 7, HeadSHA: "abc123", InstallationID: 1,
 		Database: "shop", Environment: "staging",
-		DesiredHash: d.Hash, Desired: d.Marshal(), Statements: stmts, Lint: []byte("[]"),
+		DesiredHash: d.Hash(), Desired: d.Marshal(), Statements: stmts, Lint: []byte("[]"),
 	}
 	if err := f.store.SavePlan(f.ctx, sp); err != nil {
 		f.t.Fatal(err)

@@ -101,7 +101,7 @@ func (b *Bot) checkApply(ctx context.Context, gh *github.Client, pr *prInfo, cmd
 		return nil, refuse(report.RefuseStale(cmd.Line, db, env))
 	}
 	rdb, _ := run.repo.Database(db)
-	if err := b.checkPromotion(ctx, pr, rdb, env, fresh.DesiredHash, cmd); err != nil {
+	if err := b.checkPromotion(ctx, pr, rdb, env, fresh.DesiredHash(), cmd); err != nil {
 		return nil, err
 	}
 	if len(fresh.Unsafe()) > 0 && !cmd.AllowUnsafe {

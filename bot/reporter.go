@@ -283,10 +283,10 @@ func multiDB(names []string) bool {
 func toStored(pr *prInfo, database, env string, d *plan.Desired, p *plan.Plan) *store.Plan {
 	sp := &store.Plan{
 		Repository: pr.Repo, PR: pr.Number, HeadSHA: pr.HeadSHA, InstallationID: pr.InstallationID,
-		Database: database, Environment: env, DesiredHash: p.DesiredHash, Desired: d.Marshal(),
+		Database: database, Environment: env, DesiredHash: p.DesiredHash(), Desired: d.Marshal(),
 	}
 	if sp.DesiredHash == "" {
-		sp.DesiredHash = d.Hash
+		sp.DesiredHash = d.Hash()
 	}
 	for _, s := range p.Statements {
 		st := store.Statement{Table: s.Table, Kind: s.Kind, DDL: s.DDL, Instant: s.Instant}
@@ -303,7 +303,7 @@ func toStored(pr *prInfo, database, env string, d *plan.Desired, p *plan.Plan) *
 
 // fromStored converts a stored plan back into the planner's form.
 func fromStored(sp *store.Plan) *plan.Plan {
-	p := &plan.Plan{DesiredHash: sp.DesiredHash}
+	p := &plan.Plan{}
 	for _, s := range sp.Statements {
 		st := plan.Statement{Table: s.Table, Kind: s.Kind, DDL: s.DDL, Instant: s.Instant}
 		if s.Cost != "" {

@@ -38,7 +38,7 @@ func TestRecoverExitsZeroWhenApplyFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	sp := &store.Plan{Repository: repoName, PR: 3, HeadSHA: sha, InstallationID: installation, Database: "shop", Environment: "staging",
-		DesiredHash: d.Hash, Desired: d.Marshal(), Lint: []byte("[]"),
+		DesiredHash: d.Hash(), Desired: d.Marshal(), Lint: []byte("[]"),
 		Statements: []store.Statement{{Table: "t1", Kind: plan.KindCreate, DDL: ddl}}}
 	if err := w.st.SavePlan(ctx, sp); err != nil {
 		t.Fatal(err)

@@ -49,7 +49,7 @@ func TestFourRecoverProcessesOver200Applies(t *testing.T) {
 		sp := &store.Plan{
 			Repository: repoName, PR: pr, HeadSHA: sha, InstallationID: installation,
 			Database: "shop", Environment: fmt.Sprintf("env%03d", i),
-			DesiredHash: d.Hash, Desired: d.Marshal(), Lint: []byte("[]"),
+			DesiredHash: d.Hash(), Desired: d.Marshal(), Lint: []byte("[]"),
 			Statements: []store.Statement{{Table: table, Kind: plan.KindCreate, DDL: ddl}},
 		}
 		if err := w.st.SavePlan(ctx, sp); err != nil {

@@ -281,7 +281,7 @@ func (s *soak) newApply(ctx context.Context, k, n int) *store.Apply {
 		t.Fatalf("plan target %d wave %d: %v", k, n, err)
 	}
 	sp := &store.Plan{Repository: repoName, PR: pr, HeadSHA: head, InstallationID: installation,
-		Database: "shop", Environment: fmt.Sprintf("env%d", k), DesiredHash: d.Hash, Desired: d.Marshal(), Lint: []byte("[]")}
+		Database: "shop", Environment: fmt.Sprintf("env%d", k), DesiredHash: d.Hash(), Desired: d.Marshal(), Lint: []byte("[]")}
 	for _, st := range p.Statements {
 		sp.Statements = append(sp.Statements, store.Statement{Table: st.Table, Kind: st.Kind, DDL: st.DDL, Instant: st.Instant})
 	}

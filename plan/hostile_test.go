@@ -290,7 +290,7 @@ func TestShadowWallRefusesWhatTheServerMade(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, full := range []bool{false, true} {
-				d := &Desired{Tables: []Table{{Name: "w", File: "db/w.sql", Line: 1, SQL: tc.sql}}, Hash: "x"}
+				d := &Desired{Tables: []Table{{Name: "w", File: "db/w.sql", Line: 1, SQL: tc.sql}}}
 				p := (&Planner{FullShadow: full}).WithEngines(tc.engines)
 				pl, err := p.Plan(ctx, d, live, srv)
 				if err == nil {
@@ -303,7 +303,7 @@ func TestShadowWallRefusesWhatTheServerMade(t *testing.T) {
 		})
 	}
 	// An engine the target allows plans.
-	d := &Desired{Tables: []Table{{Name: "w", File: "db/w.sql", Line: 1, SQL: "CREATE TABLE w (id int PRIMARY KEY) ENGINE=MyISAM"}}, Hash: "x"}
+	d := &Desired{Tables: []Table{{Name: "w", File: "db/w.sql", Line: 1, SQL: "CREATE TABLE w (id int PRIMARY KEY) ENGINE=MyISAM"}}}
 	pl, err := (&Planner{}).WithEngines([]string{"innodb", "myisam"}).Plan(ctx, d, live, srv)
 	if err != nil || len(pl.Statements) != 1 {
 		t.Fatalf("allowed MyISAM: %v %+v", err, pl)

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	vtlog "vitess.io/vitess/go/vt/log"
 	"vitess.io/vitess/go/vt/schemadiff"
@@ -180,8 +181,9 @@ func parse(files []File) (*Desired, error) {
 	return d, nil
 }
 
-// newDesired sorts tables and computes the hash; parsed[i] is tables[i]
-// as vetStatement parsed it.
+// newDesired sorts tables; parsed[i] is tables[i] as vetStatement parsed
+// it. The hash is computed when first asked for (Desired.Hash): a plan
+// printed as text never needs it.
 func newDesired(tables []Table, parsed []*sqlparser.CreateTable) (*Desired, error) {
 	order := make([]int, len(tables))
 	for i := range order {
@@ -193,15 +195,25 @@ func newDesired(tables []Table, parsed []*sqlparser.CreateTable) (*Desired, erro
 		return nil, err
 	}
 	sorted := make([]Table, len(tables))
+	sortedParsed := make([]*sqlparser.CreateTable, len(tables))
+	for k, i := range order {
+		sorted[k], sortedParsed[k] = tables[i], parsed[i]
+	}
+	d := &Desired{Tables: sorted}
+	d.hash = sync.OnceValue(func() string { return desiredHash(env, sorted, sortedParsed) })
+	return d, nil
+}
+
+// desiredHash hashes the normalized forms of tables (parsed[i] is
+// tables[i] parsed; neither is modified).
+func desiredHash(env *schemadiff.Environment, tables []Table, parsed []*sqlparser.CreateTable) string {
 	forms := make([]string, len(tables))
-	parallel(len(order), func(k int) {
-		i := order[k]
-		sorted[k] = tables[i]
-		if _, lenient := vitessForm(tables[i].SQL); lenient {
+	parallel(len(tables), func(k int) {
+		if _, lenient := vitessForm(tables[k].SQL); lenient {
 			// vitess's form may merge spellings the server keeps apart.
-			forms[k] = tables[i].SQL
+			forms[k] = tables[k].SQL
 		} else {
-			forms[k] = normalized(env, parsed[i])
+			forms[k] = normalized(env, parsed[k])
 		}
 	})
 	h := sha256.New()
@@ -209,7 +221,7 @@ func newDesired(tables []Table, parsed []*sqlparser.CreateTable) (*Desired, erro
 		h.Write([]byte(f))
 		h.Write([]byte{0})
 	}
-	return &Desired{Tables: sorted, Hash: hex.EncodeToString(h.Sum(nil))}, nil
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // vetTables parses and vets tables again, each of which must be exactly
@@ -421,17 +433,23 @@ func vetReference(table string, r *sqlparser.ReferenceDefinition) error {
 // Marshal encodes the desired schema for the ledger, which stores it
 // opaquely so that a resumed apply can re-plan.
 func (d *Desired) Marshal() []byte {
-	b, err := json.Marshal(d)
+	b, err := json.Marshal(desiredJSON{Tables: d.Tables, Hash: d.Hash()})
 	if err != nil {
 		panic(fmt.Sprintf("marshal desired schema: %v", err)) // plain strings and ints: cannot fail
 	}
 	return b
 }
 
+// desiredJSON is a Desired as Marshal writes it.
+type desiredJSON struct {
+	Tables []Table `json:"tables"`
+	Hash   string  `json:"hash"`
+}
+
 // UnmarshalDesired decodes what Marshal produced. Every table is vetted
 // again and the hash recomputed; a mismatch is an error.
 func UnmarshalDesired(b []byte) (*Desired, error) {
-	var d Desired
+	var d desiredJSON
 	if err := json.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("decode desired schema: %w", err)
 	}
@@ -446,8 +464,8 @@ func UnmarshalDesired(b []byte) (*Desired, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode desired schema: %w", err)
 	}
-	if got.Hash != d.Hash {
-		return nil, fmt.Errorf("decode desired schema: hash %s does not match its tables (%s)", d.Hash, got.Hash)
+	if got.Hash() != d.Hash {
+		return nil, fmt.Errorf("decode desired schema: hash %s does not match its tables (%s)", d.Hash, got.Hash())
 	}
 	return got, nil
 }

@@ -27,18 +27,31 @@ type Table struct {
 // Desired is the desired schema of one database.
 type Desired struct {
 	// Tables sorted by name.
-	Tables []Table `json:"tables"`
-	// Hash identifies the desired schema: equal hashes want the same
-	// tables. It does not depend on file names or comments.
-	Hash string `json:"hash"`
+	Tables []Table
 	// Lint is the lint policy the plan is judged by (tern.yaml's lint:
 	// key); the zero value runs every check at its default level.
-	Lint config.Lint `json:"-"`
+	Lint config.Lint
+	// hash computes Hash once; nil in a Desired not made by Parse.
+	hash func() string
 	// written holds, by name, the parse of the tables whose text parsed
 	// as written (parseDesired clones them instead of parsing again);
 	// never modified.
 	written map[string]*sqlparser.CreateTable
 }
+
+// Hash identifies the desired schema: equal hashes want the same tables.
+// It does not depend on file names or comments. It is computed when first
+// asked for; "" for a Desired not made by Parse.
+func (d *Desired) Hash() string {
+	if d == nil || d.hash == nil {
+		return ""
+	}
+	return d.hash()
+}
+
+// DesiredHash is the Hash of the desired schema p was planned for; "" for
+// a plan not made by a Planner.
+func (p *Plan) DesiredHash() string { return p.desired.Hash() }
 
 // Kinds of statements.
 const (
@@ -82,9 +95,11 @@ type Statement struct {
 
 // Plan is the result of planning one database against one live schema.
 type Plan struct {
-	DesiredHash string      `json:"desired_hash"`
-	Statements  []Statement `json:"statements"`
-	Findings    []Finding   `json:"findings"`
+	Statements []Statement `json:"statements"`
+	Findings   []Finding   `json:"findings"`
+	// desired is the desired schema planned; nil in a plan not made by
+	// a Planner.
+	desired *Desired
 	// live is what the plan read of the live schema: Cost judges the
 	// statements against the same definitions. nil in a plan read back
 	// from JSON (Cost then reads them).

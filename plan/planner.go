@@ -104,7 +104,7 @@ func (p *Planner) plan(ctx context.Context, d *Desired, live, shadow *sql.DB, cc
 	if err != nil {
 		return nil, err
 	}
-	pl := &Plan{DesiredHash: d.Hash, Statements: []Statement{}, Findings: []Finding{}, live: ls}
+	pl := &Plan{desired: d, Statements: []Statement{}, Findings: []Finding{}, live: ls}
 	for i, c := range changes {
 		pl.Statements = append(pl.Statements, c.stmt)
 		if c.diff != nil {

@@ -111,7 +111,7 @@ func newLiveFixture(t *testing.T, maxAttempts int) (*liveFixture, *store.Apply) 
 	}
 	sp := &store.Plan{
 		Repository: "acme/shop", PR: 7, HeadSHA: "abc123", InstallationID: 1, Database: "shop", Environment: "staging",
-		DesiredHash: d.Hash, Desired: d.Marshal(), Lint: []byte("[]"),
+		DesiredHash: d.Hash(), Desired: d.Marshal(), Lint: []byte("[]"),
 	}
 	for _, s := range p.Statements {
 		sp.Statements = append(sp.Statements, store.Statement{Table: s.Table, Kind: s.Kind, DDL: s.DDL, Instant: s.Instant})

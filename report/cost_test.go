@@ -11,7 +11,7 @@ import (
 
 // bigOrders is a plan whose statements carry their costs, one of them a
 // blocking copy of a large table.
-var bigOrders = &plan.Plan{DesiredHash: "h3", Statements: []plan.Statement{
+var bigOrders = &plan.Plan{Statements: []plan.Statement{
 	{Table: "orders", Kind: plan.KindAlter, DDL: "ALTER TABLE `orders` ADD COLUMN `note` varchar(100)",
 		Cost: &plan.Cost{Algorithm: plan.AlgorithmInstant, Lock: plan.LockNone, RowsEstimate: 2_400_000, BytesEstimate: 612 << 20, Source: plan.SourceServer}},
 	{Table: "orders", Kind: plan.KindAlter, DDL: "ALTER TABLE `orders` ADD INDEX `placed` (`placed_at`)",

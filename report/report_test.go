@@ -39,11 +39,11 @@ func renderCheck(c Check) string {
 }
 
 var (
-	addEmail = &plan.Plan{DesiredHash: "h1", Statements: []plan.Statement{
+	addEmail = &plan.Plan{Statements: []plan.Statement{
 		{Table: "users", Kind: plan.KindAlter, DDL: "ALTER TABLE `users` ADD COLUMN `email` varchar(255) NOT NULL DEFAULT ''"},
 		{Table: "orders", Kind: plan.KindCreate, DDL: "CREATE TABLE `orders` (\n  `id` bigint NOT NULL,\n  PRIMARY KEY (`id`)\n)"},
 	}, Findings: []plan.Finding{{Severity: plan.SeverityWarning, Table: "users", Column: "email", Message: "adds NOT NULL column", Statement: 0}}}
-	dropCol = &plan.Plan{DesiredHash: "h2", Statements: []plan.Statement{
+	dropCol = &plan.Plan{Statements: []plan.Statement{
 		{Table: "users", Kind: plan.KindAlter, DDL: "ALTER TABLE `users` DROP COLUMN `legacy`"},
 	}, Findings: []plan.Finding{{Check: plan.CheckDropColumn, Severity: plan.SeverityError, Table: "users", Column: "legacy", Message: "drops column legacy: its data is lost", Statement: 0}}}
 	sha   = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"

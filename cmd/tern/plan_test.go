@@ -82,7 +82,10 @@ func TestRunPlan(t *testing.T) {
 		if code := runPlan(ctx, append(args, "--json"), &out, &errOut); code != 2 {
 			t.Fatalf("exit %d, want 2; stderr: %s", code, errOut.String())
 		}
-		var p plan.Plan
+		var p struct {
+			plan.Plan
+			DesiredHash string `json:"desired_hash"`
+		}
 		if err := json.Unmarshal(out.Bytes(), &p); err != nil {
 			t.Fatalf("not JSON: %v\n%s", err, out.String())
 		}

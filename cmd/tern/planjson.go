@@ -52,7 +52,7 @@ func planJSONOf(t planTarget, p *plan.Plan) planJSON {
 		FormatVersion: planFormatVersion,
 		Target: planJSONTarget{Repository: t.repo, Database: t.database, Environment: t.env,
 			LiveSchema: t.live, ServerVersion: t.serverVersion, SchemaDir: t.schemaDir},
-		DesiredHash: p.DesiredHash,
+		DesiredHash: p.DesiredHash(),
 		Summary:     report.CountPlan(p),
 		Statements:  make([]planJSONStmt, len(p.Statements)),
 		Findings:    make([]planJSONFinding, len(p.Findings)),

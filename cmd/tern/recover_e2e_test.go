@@ -74,7 +74,7 @@ recovery:
 		t.Fatal(err)
 	}
 	sp := &store.Plan{Repository: repoName, PR: 7, HeadSHA: sha, InstallationID: 99, Database: "shop", Environment: "staging",
-		DesiredHash: d.Hash, Desired: d.Marshal(), Lint: []byte("[]")}
+		DesiredHash: d.Hash(), Desired: d.Marshal(), Lint: []byte("[]")}
 	for _, s := range p.Statements {
 		sp.Statements = append(sp.Statements, store.Statement{Table: s.Table, Kind: s.Kind, DDL: s.DDL, Instant: s.Instant})
 	}
