@@ -313,25 +313,32 @@ func vetStatementForm(p *sqlparser.Parser, st rawStatement) (ct *sqlparser.Creat
 // statementKind names a statement by its first keywords: INSERT, DROP
 // TABLE, CREATE VIEW.
 func statementKind(sql string) string {
-	w := strings.Fields(strings.ToUpper(sql))
-	if len(w) == 0 {
+	// Word by word: only the first few words matter, and a statement is
+	// as long as its table.
+	first := ""
+	for w := range strings.FieldsSeq(sql) {
+		w = strings.ToUpper(w)
+		if first == "" {
+			first = w
+			switch w {
+			case "CREATE", "DROP", "ALTER":
+				continue
+			}
+			return strings.TrimRight(w, "(")
+		}
+		switch w {
+		case "OR", "REPLACE", "TEMPORARY", "UNIQUE", "FULLTEXT", "SPATIAL", "ONLINE", "IGNORE", "IF", "NOT", "EXISTS":
+			continue
+		}
+		if strings.ContainsAny(w, "=@`'") {
+			continue
+		}
+		return first + " " + strings.TrimRight(w, "(")
+	}
+	if first == "" {
 		return "an empty statement"
 	}
-	switch w[0] {
-	case "CREATE", "DROP", "ALTER":
-		for _, x := range w[1:] {
-			switch x {
-			case "OR", "REPLACE", "TEMPORARY", "UNIQUE", "FULLTEXT", "SPATIAL", "ONLINE", "IGNORE", "IF", "NOT", "EXISTS":
-				continue
-			}
-			if strings.ContainsAny(x, "=@`'") {
-				continue
-			}
-			return w[0] + " " + strings.TrimRight(x, "(")
-		}
-		return w[0]
-	}
-	return strings.TrimRight(w[0], "(")
+	return first
 }
 
 // vetCreateTable refuses the CREATE TABLE forms of CONTRACT §3.

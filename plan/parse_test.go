@@ -245,3 +245,25 @@ func TestPlainForVitessMissesNothing(t *testing.T) {
 		t.Fatalf("%d of %d texts plain: the test proves nothing", plain, len(texts))
 	}
 }
+
+func TestStatementKind(t *testing.T) {
+	cases := map[string]string{
+		"":                                     "an empty statement",
+		"  \n ":                                "an empty statement",
+		"create table t (id int)":              "CREATE TABLE",
+		"CREATE OR REPLACE TABLE t (id int)":   "CREATE TABLE",
+		"create temporary table t (id int)":    "CREATE TABLE",
+		"CREATE DEFINER=`a`@`b` VIEW v AS 1":   "CREATE VIEW",
+		"create unique index i on t (a)":       "CREATE INDEX",
+		"CREATE TABLE IF NOT EXISTS t (a int)": "CREATE TABLE",
+		"drop\ttable t":                        "DROP TABLE",
+		"ALTER":                                "ALTER",
+		"insert into t values (1)":             "INSERT",
+		"CREATE PROCEDURE(":                    "CREATE PROCEDURE",
+	}
+	for sql, want := range cases {
+		if got := statementKind(sql); got != want {
+			t.Errorf("statementKind(%q) = %q, want %q", sql, got, want)
+		}
+	}
+}
