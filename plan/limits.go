@@ -86,18 +86,14 @@ func (l Limits) Parse(files []File) (*Desired, error) {
 		return nil, err
 	}
 	subject := filesSubject(sizes)
-	var tables int64
-	for _, f := range files {
-		stmts, err := splitStatements(string(f.Data))
-		if err != nil {
-			continue // parse reports it with its line
+	// A file that does not split counts nothing here: parse reports it
+	// with its line.
+	return parse(files, func(tables int64) error {
+		if tables > int64(l.MaxTables) {
+			return &LimitError{Subject: subject, Key: "limits.max_tables", Unit: "tables", Got: tables, Max: int64(l.MaxTables)}
 		}
-		tables += int64(len(stmts))
-	}
-	if tables > int64(l.MaxTables) {
-		return nil, &LimitError{Subject: subject, Key: "limits.max_tables", Unit: "tables", Got: tables, Max: int64(l.MaxTables)}
-	}
-	return parse(files)
+		return nil
+	})
 }
 
 // FileSize is a schema file's path and size, known before its content

@@ -101,12 +101,16 @@ func (l Limits) LoadDir(root, dir string) (*Desired, error) {
 // parse, a table defined twice, and constructs that reach outside the
 // database (CONTRACT §3) are refused with "path:line: reason". Nothing here
 // touches a server.
-func parse(files []File) (*Desired, error) {
+//
+// count, when not nil, is told how many statements the files split into,
+// before any is vetted; its error stops the parse.
+func parse(files []File, count func(statements int64) error) (*Desired, error) {
 	files = slices.Clone(files)
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	p := newParser()
-	// Each file is split and vetted on its own, in parallel; the results
-	// are then taken in file order, so errors and tables keep that order.
+	// Each file is split, then vetted, on its own, in parallel; the
+	// results are then taken in file order, so errors and tables keep that
+	// order.
 	type vetted struct {
 		st        rawStatement
 		ct        *sqlparser.CreateTable
@@ -116,14 +120,22 @@ func parse(files []File) (*Desired, error) {
 	}
 	perFile := make([][]vetted, len(files))
 	splitErrs := make([]error, len(files))
+	split := make([][]rawStatement, len(files))
 	parallel(len(files), func(i int) {
-		stmts, err := splitStatements(string(files[i].Data))
-		if err != nil {
-			splitErrs[i] = err
-			return
+		split[i], splitErrs[i] = splitStatements(string(files[i].Data))
+	})
+	if count != nil {
+		var n int64
+		for _, stmts := range split {
+			n += int64(len(stmts))
 		}
-		out := make([]vetted, len(stmts))
-		for j, st := range stmts {
+		if err := count(n); err != nil {
+			return nil, err
+		}
+	}
+	parallel(len(files), func(i int) {
+		out := make([]vetted, len(split[i]))
+		for j, st := range split[i] {
 			out[j].st = st
 			out[j].ct, out[j].line, out[j].asWritten, out[j].err = vetStatementForm(p, st)
 		}

@@ -14,7 +14,7 @@ import (
 // come from the same table definition), and creating and dropping it
 // costs a tenth of a real one, which writes the server's DDL log, its .frm
 // and its tablespace, and syncs each. The real tables of a plan's shadow
-// are the servers' serial bottleneck (NOTES on plan cost at scale).
+// are the server's serial bottleneck (benchmarks/scale.md).
 // A table is plain when none of tempUnsafe occurs in its text: foreign
 // keys (a temporary table has none, and a parent must be real for the
 // server to check its children), and what InnoDB refuses or treats

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -49,25 +50,33 @@ func TestDriverLogIsQuiet(t *testing.T) {
 // TestTuneGC: tern plan collects at planGCPercent unless GOGC is set;
 // the other commands keep the default.
 func TestTuneGC(t *testing.T) {
+	const noLimit = math.MaxInt64
 	for _, tc := range []struct {
-		args []string
-		gogc string
-		want int
+		args           []string
+		gogc, memlimit string
+		want           int
+		wantLimit      int64
 	}{
-		{[]string{"plan", "-d", "x"}, "", planGCPercent},
-		{[]string{"plan"}, "50", 100},
-		{[]string{"serve"}, "", 100},
-		{nil, "", 100},
+		{[]string{"plan", "-d", "x"}, "", "", planGCPercent, planMemoryLimit},
+		{[]string{"plan"}, "50", "", 100, planMemoryLimit},
+		{[]string{"plan"}, "", "2GiB", planGCPercent, noLimit},
+		{[]string{"serve"}, "", "", 100, noLimit},
+		{nil, "", "", 100, noLimit},
 	} {
 		prev := debug.SetGCPercent(100)
+		prevLimit := debug.SetMemoryLimit(noLimit)
 		tuneGC(tc.args, func(k string) string {
-			if k == "GOGC" {
+			switch k {
+			case "GOGC":
 				return tc.gogc
+			case "GOMEMLIMIT":
+				return tc.memlimit
 			}
 			return ""
 		})
-		if got := debug.SetGCPercent(prev); got != tc.want {
-			t.Errorf("%v with GOGC=%q: GC percent %d, want %d", tc.args, tc.gogc, got, tc.want)
+		got, gotLimit := debug.SetGCPercent(prev), debug.SetMemoryLimit(prevLimit)
+		if got != tc.want || gotLimit != tc.wantLimit {
+			t.Errorf("%v with GOGC=%q GOMEMLIMIT=%q: GC percent %d, memory limit %d; want %d, %d", tc.args, tc.gogc, tc.memlimit, got, gotLimit, tc.want, tc.wantLimit)
 		}
 	}
 }
