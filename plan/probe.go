@@ -143,32 +143,36 @@ func (p *Planner) askIn(ctx context.Context, cc *costCopy, mariadb bool, stmts [
 		work <- t
 	}
 	close(work)
+	// The first worker to fail stops the others; its error is the one to
+	// report (theirs only say they were stopped), unless a copy failed.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, p.conns())
-	var wg sync.WaitGroup
+	var (
+		first, copyErr error
+		wg             sync.WaitGroup
+	)
 	for range min(p.conns(), len(order)) {
 		wg.Go(func() {
 			err := a.worker(ctx, stmts, groups, work, costs, func(t string) error {
 				return cc.await(ctx, append([]string{t}, nb[t]...)...)
 			}, asked)
-			if err != nil {
-				cancel()
+			if err == nil {
+				return
 			}
-			errc <- err
+			mu.Lock()
+			if isCopyError(err) && copyErr == nil {
+				copyErr = err
+			}
+			if first == nil {
+				first = err
+			}
+			mu.Unlock()
+			cancel()
 		})
 	}
 	wg.Wait()
-	close(errc)
-	var first error
-	for err := range errc {
-		switch {
-		case err == nil:
-		case isCopyError(err):
-			return nil, err
-		case first == nil:
-			first = err
-		}
+	if copyErr != nil {
+		return nil, copyErr
 	}
 	if first != nil {
 		return nil, first
