@@ -209,23 +209,32 @@ func (c *costCopy) release(table string) {
 // drops is closed.
 func (c *costCopy) dropper(drops <-chan string, idle chan<- struct{}) {
 	defer close(idle)
+	// Each statement has a context of its own, as drop's: the drops go on
+	// after the plan's context ends.
+	exec := func(conn *sql.Conn, q string) error {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), time.Minute)
+		defer cancel()
+		_, err := conn.ExecContext(ctx, q)
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), time.Minute)
-	defer cancel()
 	conn, err := c.shadow.Conn(ctx)
+	cancel()
 	if err == nil {
 		defer func() {
 			// Discard the connection: it carries its session setting.
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 			conn.Close()
 		}()
-		_, err = conn.ExecContext(ctx, "SET SESSION foreign_key_checks = 0")
+		err = exec(conn, "SET SESSION foreign_key_checks = 0")
 	}
 	for t := range drops {
 		if err != nil {
 			continue // drop takes them with the schema
 		}
-		if _, derr := conn.ExecContext(ctx, "DROP TABLE IF EXISTS "+quoteIdent(c.name)+"."+quoteIdent(t)); derr != nil {
-			c.p.logger().Info("cost: drop a table of the shadow copy early; it goes with the schema", "table", t, "err", derr)
+		if err = exec(conn, "DROP TABLE IF EXISTS "+quoteIdent(c.name)+"."+quoteIdent(t)); err != nil {
+			// The connection may be gone: the rest go with the schema.
+			c.p.logger().Info("cost: drop a table of the shadow copy early; it goes with the schema", "table", t, "err", err)
 		}
 	}
 }

@@ -25,7 +25,8 @@ const killTimeout = 10 * time.Second
 // ended (quietErr). done stops the watch and returns the connection to
 // the pool, or closes it for good when discard is set or it was killed.
 // A server that cannot name the connection (no CONNECTION_ID()) gets an
-// ordinary connection, watched by the driver.
+// ordinary connection, watched by the driver; on one that refuses the
+// KILL, the statement in flight runs to its end, and no other starts.
 func quietConn(ctx context.Context, db *sql.DB) (conn *sql.Conn, qctx context.Context, done func(discard bool), err error) {
 	conn, err = db.Conn(ctx)
 	if err != nil {
