@@ -260,18 +260,27 @@ func (p *Planner) diff(ctx context.Context, d *Desired, live, shadow *sql.DB, cc
 	}
 	diffed := time.Now()
 	scope := len(liveForms) + len(desiredTables)
-	if !p.FullShadow {
-		sd, fromQueries, to, scope = narrowToChanges(env, sd, from, to, liveForms)
+	// The changes are ordered group by group when they fall apart into
+	// groups (each in its own scope); else, and to lift keys, over the
+	// scope of them all (narrowToChanges), which the groups do not need.
+	narrowed := p.FullShadow
+	narrow := func() {
+		if !narrowed {
+			sd, fromQueries, to, scope = narrowToChanges(env, sd, from, to, liveForms)
+			narrowed = true
+		}
 	}
 	var out []change
 	ordered, groupScope, grouped, err := orderByComponents(ctx, env, sd, from, to, liveForms)
 	if grouped {
 		scope = groupScope
 	} else if err == nil {
+		narrow()
 		ordered, err = orderDiffs(ctx, env, sd, fromQueries, to)
 	}
 	var impossible *schemadiff.ImpossibleApplyDiffOrderError
 	if errors.As(err, &impossible) {
+		narrow()
 		out, err = orderLiftingKeys(ctx, env, fromQueries, to, err)
 	}
 	if err != nil {
