@@ -146,7 +146,7 @@ func foldJSONDefParsed(p *sqlparser.Parser, def string) (string, *sqlparser.Crea
 		return def, nil
 	}
 	if text, out, asIs, ok := foldJSONText(p, def, ct); ok {
-		if asIs {
+		if asIs && form == def {
 			return text, out
 		}
 		return text, nil
@@ -157,8 +157,8 @@ func foldJSONDefParsed(p *sqlparser.Parser, def string) (string, *sqlparser.Crea
 // foldJSONText folds def (whose parse is ct) and reports whether every
 // folded column checks out.
 //
-// out is the parse of text, asIs whether of text as it is (else of its
-// vitessForm).
+// out is text parsed as ct was (of its vitessForm when ct was of def's);
+// asIs reports that the vitessForm of text is text itself.
 func foldJSONText(p *sqlparser.Parser, def string, ct *sqlparser.CreateTable) (text string, out *sqlparser.CreateTable, asIs, ok bool) {
 	if !strings.Contains(def, "json_valid(") {
 		return "", nil, false, false
@@ -176,8 +176,11 @@ func foldJSONText(p *sqlparser.Parser, def string, ct *sqlparser.CreateTable) (t
 	}
 	text = strings.Join(lines, "\n")
 	form, _ := vitessForm(text)
-	out, err := parseCreateTable(p, form)
-	if err != nil || len(out.TableSpec.Columns) != len(ct.TableSpec.Columns) ||
+	// The parse of the folded text is ct with the same change made
+	// (foldParsed; TestFoldParsedIsTheParseOfTheFoldedText): no need to
+	// parse it again.
+	out = foldParsed(ct, folded)
+	if len(out.TableSpec.Columns) != len(ct.TableSpec.Columns) ||
 		uncheckedCount(out)+len(folded) != uncheckedCount(ct) {
 		return "", nil, false, false
 	}
@@ -187,6 +190,53 @@ func foldJSONText(p *sqlparser.Parser, def string, ct *sqlparser.CreateTable) (t
 		}
 	}
 	return text, out, form == text, true
+}
+
+// foldParsed returns a copy of ct, the parse of a SHOW CREATE TABLE
+// text, with what foldJSONLine does to the lines of the columns named:
+// each becomes `json`, without its charset and collation, and loses its
+// own CHECK (json_valid(column)), the unnamed one.
+func foldParsed(ct *sqlparser.CreateTable, names []string) *sqlparser.CreateTable {
+	out := sqlparser.Clone(ct)
+	fold := map[string]bool{}
+	for _, n := range names {
+		fold[n] = true
+	}
+	for _, c := range out.TableSpec.Columns {
+		if !fold[c.Name.String()] || c.Type == nil {
+			continue
+		}
+		c.Type.Type = "json"
+		c.Type.Charset = sqlparser.ColumnCharset{}
+		if c.Type.Options != nil {
+			c.Type.Options.Collate = ""
+		}
+	}
+	kept := out.TableSpec.Constraints[:0]
+	for _, c := range out.TableSpec.Constraints {
+		if chk, ok := c.Details.(*sqlparser.CheckConstraintDefinition); ok && c.Name.IsEmpty() {
+			if col := jsonValidColumn(chk.Expr); col != "" && fold[col] {
+				delete(fold, col) // one CHECK per column
+				continue
+			}
+		}
+		kept = append(kept, c)
+	}
+	out.TableSpec.Constraints = kept
+	return out
+}
+
+// jsonValidColumn returns the column e is json_valid of, or "".
+func jsonValidColumn(e sqlparser.Expr) string {
+	f, ok := e.(*sqlparser.JSONAttributesExpr)
+	if !ok || f.Type != sqlparser.ValidAttributeType || f.Path != nil {
+		return ""
+	}
+	col, ok := f.JSONDoc.(*sqlparser.ColName)
+	if !ok || !col.Qualifier.IsEmpty() {
+		return ""
+	}
+	return col.Name.String()
 }
 
 // foldJSONLine rewrites one column line of SHOW CREATE TABLE output from

@@ -2,11 +2,13 @@ package plan
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ternhq/tern/internal/testdb"
+	"vitess.io/vitess/go/vt/sqlparser"
 )
 
 // TestPreComparison checks, on the real server, which desired tables the
@@ -141,5 +143,53 @@ func TestFoldJSONLine(t *testing.T) {
 		if ok != (tt.want != "") || got != tt.want || name != tt.name {
 			t.Errorf("foldJSONLine(%q) = %q, %q, %v; want %q, %q", tt.line, name, got, ok, tt.name, tt.want)
 		}
+	}
+}
+
+// TestFoldParsedIsTheParseOfTheFoldedText: for every table of synth500
+// and the round-trip corpus that MariaDB shows with its JSON rendering,
+// the fold made on the parse (foldParsed) is exactly the parse of the
+// folded text, so the pre-comparison may take it instead of parsing again.
+func TestFoldParsedIsTheParseOfTheFoldedText(t *testing.T) {
+	srv := testdb.Server(t)
+	p := newParser()
+	folded := 0
+	for i, path := range []string{"../testdata/bench/synth500/live.sql", "testdata/roundtrip/desired.sql", "testdata/roundtrip/variant.sql"} {
+		_, schema := testdb.Open(t, fmt.Sprintf("plan_fold_parsed_%d", i))
+		d := loadFile(t, srv, schema, path, defaultConnections)
+		names := make([]string, len(d.Tables))
+		for j, tb := range d.Tables {
+			names[j] = tb.Name
+		}
+		defs, err := showCreateTables(context.Background(), srv, schema, names, defaultConnections)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, def := range defs {
+			if !strings.Contains(def, "json_valid(") {
+				continue
+			}
+			form, _ := vitessForm(def)
+			ct, err := parseCreateTable(p, form)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			text, out, _, ok := foldJSONText(p, def, ct)
+			if !ok {
+				continue
+			}
+			textForm, _ := vitessForm(text)
+			want, err := parseCreateTable(p, textForm)
+			if err != nil {
+				t.Fatalf("%s: the folded text does not parse: %v\n%s", name, err, text)
+			}
+			if !sqlparser.Equals.RefOfCreateTable(out, want) {
+				t.Errorf("%s: folded on the parse:\n%s\nthe folded text parsed:\n%s", name, sqlparser.CanonicalString(out), sqlparser.CanonicalString(want))
+			}
+			folded++
+		}
+	}
+	if folded < 50 {
+		t.Fatalf("only %d tables folded", folded)
 	}
 }
