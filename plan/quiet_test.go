@@ -34,18 +34,21 @@ func TestQuietConnEndsWithItsContext(t *testing.T) {
 		err := conn.QueryRowContext(qctx, "SELECT SLEEP(600)").Scan(&slept)
 		res <- quietErr(ctx, err)
 	}()
-	// Cancel once the server runs the statement.
-	for {
+	// Cancel once the server runs the statement (unless it failed first).
+	for running := false; !running; {
+		select {
+		case err = <-res:
+			t.Fatalf("the statement ended before it was cancelled: %v", err)
+		default:
+		}
 		var n int
 		if err := srv.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO = 'SELECT SLEEP(600)'", id).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n == 1 {
-			break
-		}
+		running = n == 1
 	}
 	cancel()
-	if err := <-res; !errors.Is(err, context.Canceled) {
+	if err = <-res; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the statement ended with %v, want the context's error", err)
 	}
 	done(false)
