@@ -3,7 +3,6 @@ package plan
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sync"
@@ -83,12 +82,16 @@ func (c *costCopy) load(tables []Table) {
 	c.loads.Add(1)
 	go func() {
 		defer c.loads.Done()
-		err := loadShadowEach(c.ctx, c.shadow, c.name, batch, c.p.conns(), func(t Table) {
+		err := loadShadowEach(c.ctx, c.shadow, c.name, batch, c.p.conns(), func(ctx, qctx context.Context, conn *sql.Conn, t Table) error {
+			if err := createTable(ctx, qctx, conn, t); err != nil {
+				return err
+			}
 			c.mu.Lock()
 			e := c.tables[t.Name]
 			e.ok = true
 			close(e.ready)
 			c.mu.Unlock()
+			return nil
 		})
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -209,30 +212,19 @@ func (c *costCopy) release(table string) {
 // drops is closed.
 func (c *costCopy) dropper(drops <-chan string, idle chan<- struct{}) {
 	defer close(idle)
-	// Each statement has a context of its own, as drop's: the drops go on
-	// after the plan's context ends.
-	exec := func(conn *sql.Conn, q string) error {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), time.Minute)
-		defer cancel()
-		_, err := conn.ExecContext(ctx, q)
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), time.Minute)
-	conn, err := c.shadow.Conn(ctx)
-	cancel()
+	// Not the plan's context: the drops go on after it ends, as drop's.
+	conn, qctx, discard, err := loadConn(context.WithoutCancel(c.ctx), c.shadow, c.name)
 	if err == nil {
-		defer func() {
-			// Discard the connection: it carries its session setting.
-			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-			conn.Close()
-		}()
-		err = exec(conn, "SET SESSION foreign_key_checks = 0")
+		defer discard()
 	}
 	for t := range drops {
 		if err != nil {
 			continue // drop takes them with the schema
 		}
-		if err = exec(conn, "DROP TABLE IF EXISTS "+quoteIdent(c.name)+"."+quoteIdent(t)); err != nil {
+		ctx, cancel := context.WithTimeout(qctx, time.Minute)
+		_, err = conn.ExecContext(ctx, "DROP TABLE IF EXISTS "+quoteIdent(t))
+		cancel()
+		if err != nil {
 			// The connection may be gone: the rest go with the schema.
 			c.p.logger().Info("cost: drop a table of the shadow copy early; it goes with the schema", "table", t, "err", err)
 		}

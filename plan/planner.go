@@ -584,12 +584,28 @@ func (p *Planner) shadowDefs(ctx context.Context, shadow *sql.DB, charset, colla
 // connections with FOREIGN_KEY_CHECKS=0. The connections are discarded
 // afterwards, so their session state never returns to the pool.
 func loadShadow(ctx context.Context, db *sql.DB, schema string, tables []Table, n int) error {
-	return loadShadowEach(ctx, db, schema, tables, n, nil)
+	return loadShadowEach(ctx, db, schema, tables, n, createTable)
 }
 
-// loadShadowEach is loadShadow, calling loaded (when not nil) with each
-// table as soon as the server has created it.
-func loadShadowEach(ctx context.Context, db *sql.DB, schema string, tables []Table, n int, loaded func(Table)) error {
+// createFunc creates table t in the schema of conn (loadConn's), running
+// its statements with qctx; ctx is the caller's (see quietErr). Its error
+// is the one to report.
+type createFunc func(ctx, qctx context.Context, conn *sql.Conn, t Table) error
+
+// createTable runs t's CREATE TABLE.
+func createTable(ctx, qctx context.Context, conn *sql.Conn, t Table) error {
+	_, err := conn.ExecContext(qctx, t.SQL)
+	if err = quietErr(ctx, err); err == nil {
+		return nil
+	}
+	if !isServerError(err) {
+		return fmt.Errorf("load shadow schema: %w", err)
+	}
+	return fmt.Errorf("%s:%d: table %s: the server refused it: %w", t.File, t.Line, t.Name, err)
+}
+
+// loadShadowEach is loadShadow with create making each table.
+func loadShadowEach(ctx context.Context, db *sql.DB, schema string, tables []Table, n int, create createFunc) error {
 	n = min(n, len(tables))
 	work := make(chan Table)
 	errc := make(chan error, n)
@@ -600,7 +616,7 @@ func loadShadowEach(ctx context.Context, db *sql.DB, schema string, tables []Tab
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errc <- loadWorker(ctx, db, schema, work, cancel, loaded)
+			errc <- loadWorker(ctx, db, schema, work, cancel, create)
 		}()
 	}
 	var sendErr error
@@ -655,7 +671,7 @@ func loadConn(ctx context.Context, db *sql.DB, schema string) (conn *sql.Conn, q
 	return conn, qctx, discard, nil
 }
 
-func loadWorker(ctx context.Context, db *sql.DB, schema string, work <-chan Table, cancel func(), loaded func(Table)) error {
+func loadWorker(ctx context.Context, db *sql.DB, schema string, work <-chan Table, cancel func(), create createFunc) error {
 	conn, qctx, discard, err := loadConn(ctx, db, schema)
 	if err != nil {
 		cancel()
@@ -664,21 +680,16 @@ func loadWorker(ctx context.Context, db *sql.DB, schema string, work <-chan Tabl
 	defer discard()
 	for t := range work {
 		err := ctx.Err()
-		if err == nil {
-			_, err = conn.ExecContext(qctx, t.SQL)
-			err = quietErr(ctx, err)
+		if err != nil {
+			err = fmt.Errorf("load shadow schema: %w", err)
+		} else {
+			err = create(ctx, qctx, conn, t)
 		}
 		if err != nil {
 			cancel()
 			for range work { // drain so the sender is not stuck
 			}
-			if !isServerError(err) {
-				return fmt.Errorf("load shadow schema: %w", err)
-			}
-			return fmt.Errorf("%s:%d: table %s: the server refused it: %w", t.File, t.Line, t.Name, err)
-		}
-		if loaded != nil {
-			loaded(t)
+			return err
 		}
 	}
 	return nil

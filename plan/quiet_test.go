@@ -31,7 +31,7 @@ func TestQuietConnEndsWithItsContext(t *testing.T) {
 	res := make(chan error, 1)
 	go func() {
 		var slept int
-		err := conn.QueryRowContext(qctx, "SELECT SLEEP(600)").Scan(&slept)
+		err := conn.QueryRowContext(qctx, "SELECT SLEEP(60)").Scan(&slept)
 		res <- quietErr(ctx, err)
 	}()
 	// Cancel once the server runs the statement (unless it failed first).
@@ -42,7 +42,7 @@ func TestQuietConnEndsWithItsContext(t *testing.T) {
 		default:
 		}
 		var n int
-		if err := srv.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO = 'SELECT SLEEP(600)'", id).Scan(&n); err != nil {
+		if err := srv.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO = 'SELECT SLEEP(60)'", id).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		running = n == 1

@@ -93,94 +93,50 @@ func splitPlain(tables []Table) (plain, real []Table) {
 // the same connection (and read from there). The connections are
 // discarded afterwards, which drops their temporary tables.
 func loadTemp(ctx context.Context, db *sql.DB, schema string, tables []Table, n int) (map[string]string, error) {
+	var mu sync.Mutex
 	out := make(map[string]string, len(tables))
 	if len(tables) == 0 {
 		return out, nil
 	}
-	var (
-		mu   sync.Mutex
-		next int
-		errs []error
-		wg   sync.WaitGroup
-	)
-	ctx, abort := context.WithCancel(ctx)
-	defer abort()
-	for range min(n, len(tables)) {
-		wg.Go(func() {
-			err := tempWorker(ctx, db, schema, func() (Table, bool) {
-				mu.Lock()
-				defer mu.Unlock()
-				if next >= len(tables) || len(errs) > 0 {
-					return Table{}, false
-				}
-				next++
-				return tables[next-1], true
-			}, func(name, def string) {
-				mu.Lock()
-				out[name] = def
-				mu.Unlock()
-			})
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-				abort()
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if isServerError(err) {
-			return nil, err
+	err := loadShadowEach(ctx, db, schema, tables, n, func(ctx, qctx context.Context, conn *sql.Conn, t Table) error {
+		def, err := createTemp(ctx, qctx, conn, t)
+		if err == nil {
+			mu.Lock()
+			out[t.Name] = def
+			mu.Unlock()
 		}
-	}
-	if len(errs) > 0 {
-		return nil, errs[0]
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-// tempWorker is one connection of loadTemp: it takes tables from next
-// until it reports none, and hands each definition to got.
-func tempWorker(ctx context.Context, db *sql.DB, schema string, next func() (Table, bool), got func(name, def string)) error {
-	conn, qctx, discard, err := loadConn(ctx, db, schema)
-	if err != nil {
-		return err
+// createTemp creates t on conn as a temporary table, or for real when the
+// server refuses that, and returns its SHOW CREATE TABLE as a real
+// table's.
+func createTemp(ctx, qctx context.Context, conn *sql.Conn, t Table) (string, error) {
+	_, err := conn.ExecContext(qctx, createTablePrefix.ReplaceAllLiteralString(t.SQL, tempPrefix))
+	if err = quietErr(ctx, err); err != nil && !isServerError(err) {
+		return "", fmt.Errorf("load shadow schema: %w", err)
 	}
-	defer discard() // and with the connection its temporary tables
-	exec := func(q string) error {
-		if err := ctx.Err(); err != nil {
-			return err
+	isTemp := err == nil
+	if !isTemp {
+		if err := createTable(ctx, qctx, conn, t); err != nil {
+			return "", err
 		}
-		_, err := conn.ExecContext(qctx, q)
-		return quietErr(ctx, err)
 	}
-	for t, ok := next(); ok; t, ok = next() {
-		err := exec(createTablePrefix.ReplaceAllLiteralString(t.SQL, tempPrefix))
-		if err != nil && !isServerError(err) {
-			return fmt.Errorf("load shadow schema: %w", err)
-		}
-		isTemp := err == nil
-		if !isTemp {
-			if err := exec(t.SQL); err != nil {
-				if !isServerError(err) {
-					return fmt.Errorf("load shadow schema: %w", err)
-				}
-				return fmt.Errorf("%s:%d: table %s: the server refused it: %w", t.File, t.Line, t.Name, err)
-			}
-		}
-		var name, def string
-		if err := conn.QueryRowContext(qctx, "SHOW CREATE TABLE "+quoteIdent(t.Name)).Scan(&name, &def); err != nil {
-			return fmt.Errorf("read shadow schema: show create table %s: %w", t.Name, quietErr(ctx, err))
-		}
-		if isTemp {
-			rest, ok := strings.CutPrefix(def, tempPrefix)
-			if !ok {
-				return fmt.Errorf("read shadow schema: show create table %s: a temporary table shown as %.40q", t.Name, def)
-			}
-			def = "CREATE TABLE " + rest
-		}
-		got(t.Name, def)
+	var name, def string
+	if err := conn.QueryRowContext(qctx, "SHOW CREATE TABLE "+quoteIdent(t.Name)).Scan(&name, &def); err != nil {
+		return "", fmt.Errorf("read shadow schema: show create table %s: %w", t.Name, quietErr(ctx, err))
 	}
-	return nil
+	if !isTemp {
+		return def, nil
+	}
+	rest, ok := strings.CutPrefix(def, tempPrefix)
+	if !ok {
+		return "", fmt.Errorf("read shadow schema: show create table %s: a temporary table shown as %.40q", t.Name, def)
+	}
+	return "CREATE TABLE " + rest, nil
 }
